@@ -1,0 +1,26 @@
+//! auditwatch: a streaming anomaly detector for Databricks audit and billing
+//! logs.
+//!
+//! # Layout
+//!
+//! Data flows one way, and the modules are named after the stages:
+//!
+//! - [`source`]: where records come from (files and directories, plain,
+//!   gzip or Parquet) and in what order.
+//! - [`decode`]: bytes or Parquet rows to a normalized [`event::Event`];
+//!   recognises the shape per record and quarantines what it cannot read.
+//! - [`signal`]: which signals an event feeds, and job runs rebuilt from
+//!   start/end events.
+//! - [`baseline`]: per-principal statistical models of each signal.
+//! - [`detect`]: event-time buckets closed by a watermark, scored against
+//!   the baselines by detectors.
+//! - [`alert`]: the alert schema, deterministic ids and the alert policy.
+//! - [`sink`]: where alerts and quarantined records are written.
+//! - [`state`]: interning of principal names and the per-principal table.
+//! - [`telemetry`]: counters every stage reports into, and the run summary.
+//! - [`pipeline`]: wires the stages; replay and the demo share it.
+//! - [`generate`]: synthetic Databricks activity with labelled incidents.
+//! - [`event`] and [`time`]: the typed vocabulary all stages share.
+
+pub mod event;
+pub mod time;
