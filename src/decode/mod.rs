@@ -1,0 +1,403 @@
+//! Decode: input records to a normalized [`Event`], or a quarantine reason.
+//!
+//! Owns shape recognition (per record, from the keys present), the mapping
+//! of every shape's fields onto [`Event`], and the closed set of reasons a
+//! record is refused ([`QuarantineReason`]). It never panics on input, never
+//! allocates per record in the steady state (the [`Event`] slot is reused),
+//! and never decides what is anomalous.
+
+pub mod catalog;
+pub mod raw;
+
+use crate::event::{Event, PrincipalKind, RunPhase, Shape, set_principal};
+use crate::time::{EventTime, TimeError};
+use raw::{Loose, RawIdentity, RawParams, RawRecord, Text};
+use std::fmt;
+
+/// Largest record accepted, in bytes. Real audit events are a few KiB; a
+/// line larger than this is refused rather than buffered without bound.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Why a record was refused. A closed set: it labels a metric and names the
+/// reason in the quarantine file, so it must stay bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuarantineReason {
+    /// Longer than the configured maximum record size.
+    TooLarge,
+    /// Not valid UTF-8.
+    InvalidUtf8,
+    /// JSON that ends before the value does.
+    Truncated,
+    /// Not JSON.
+    MalformedJson,
+    /// JSON whose top level is not an object.
+    NotAnObject,
+    /// A known key holding a value of the wrong type (or a duplicated key).
+    WrongType,
+    /// An object that matches none of the known shapes.
+    UnknownShape,
+    /// No event time: it cannot be placed in event time, so it is not guessed.
+    MissingTime,
+    /// A time that does not parse.
+    BadTime,
+    /// A time before 2000 or after 2100.
+    TimeOutOfRange,
+    /// A key the shape requires is absent (e.g. `actionName`, `sku_name`).
+    MissingField,
+    /// A service name that is not in the audit log catalogue.
+    UnknownService,
+    /// The same record id was seen before within the deduplication window.
+    Duplicate,
+    /// A Parquet file or row group that could not be read.
+    BadParquet,
+}
+
+impl QuarantineReason {
+    pub const ALL: [QuarantineReason; 14] = [
+        QuarantineReason::TooLarge,
+        QuarantineReason::InvalidUtf8,
+        QuarantineReason::Truncated,
+        QuarantineReason::MalformedJson,
+        QuarantineReason::NotAnObject,
+        QuarantineReason::WrongType,
+        QuarantineReason::UnknownShape,
+        QuarantineReason::MissingTime,
+        QuarantineReason::BadTime,
+        QuarantineReason::TimeOutOfRange,
+        QuarantineReason::MissingField,
+        QuarantineReason::UnknownService,
+        QuarantineReason::Duplicate,
+        QuarantineReason::BadParquet,
+    ];
+
+    /// Stable snake_case name: metric label value and quarantine file field.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuarantineReason::TooLarge => "too_large",
+            QuarantineReason::InvalidUtf8 => "invalid_utf8",
+            QuarantineReason::Truncated => "truncated",
+            QuarantineReason::MalformedJson => "malformed_json",
+            QuarantineReason::NotAnObject => "not_an_object",
+            QuarantineReason::WrongType => "wrong_type",
+            QuarantineReason::UnknownShape => "unknown_shape",
+            QuarantineReason::MissingTime => "missing_time",
+            QuarantineReason::BadTime => "bad_time",
+            QuarantineReason::TimeOutOfRange => "time_out_of_range",
+            QuarantineReason::MissingField => "missing_field",
+            QuarantineReason::UnknownService => "unknown_service",
+            QuarantineReason::Duplicate => "duplicate",
+            QuarantineReason::BadParquet => "bad_parquet",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for QuarantineReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<TimeError> for QuarantineReason {
+    fn from(e: TimeError) -> Self {
+        match e {
+            TimeError::Unparsable => QuarantineReason::BadTime,
+            TimeError::OutOfRange => QuarantineReason::TimeOutOfRange,
+        }
+    }
+}
+
+/// Decodes one JSON line into `ev`. On error `ev` holds garbage.
+pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReason> {
+    let text = std::str::from_utf8(line).map_err(|_| QuarantineReason::InvalidUtf8)?;
+    let raw: RawRecord<'_> = serde_json::from_str(text).map_err(classify_json_error)?;
+    normalize(&raw, ev)
+}
+
+fn classify_json_error(e: serde_json::Error) -> QuarantineReason {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => QuarantineReason::Truncated,
+        Category::Syntax | Category::Io => QuarantineReason::MalformedJson,
+        Category::Data => {
+            // serde reports a top-level array/scalar as "invalid type: ...,
+            // expected struct RawRecord"; everything else is a field's type.
+            if e.to_string().contains("expected struct RawRecord") {
+                QuarantineReason::NotAnObject
+            } else {
+                QuarantineReason::WrongType
+            }
+        }
+    }
+}
+
+/// Recognises the shape of a raw record from the keys it carries.
+pub fn detect_shape(raw: &RawRecord<'_>) -> Option<Shape> {
+    if raw.timestamp.is_some()
+        || raw.service_name_camel.is_some()
+        || raw.action_name_camel.is_some()
+        || raw.user_identity_camel.is_some()
+    {
+        Some(Shape::AuditDelivery)
+    } else if raw.event_time.is_some() || raw.service_name.is_some() || raw.action_name.is_some() {
+        Some(Shape::SystemAudit)
+    } else if raw.usage_quantity.is_some() || raw.usage_end_time.is_some() {
+        Some(Shape::BillingUsage)
+    } else if raw.pricing.is_some() || raw.price_start_time.is_some() {
+        Some(Shape::ListPrice)
+    } else if raw.period_start_time.is_some() || raw.period_end_time.is_some() || raw.run_id.is_some() {
+        Some(Shape::JobRunTimeline)
+    } else {
+        None
+    }
+}
+
+/// Maps a raw record of any shape onto `ev`.
+pub fn normalize(raw: &RawRecord<'_>, ev: &mut Event) -> Result<Shape, QuarantineReason> {
+    ev.clear();
+    let shape = detect_shape(raw).ok_or(QuarantineReason::UnknownShape)?;
+    ev.shape = Some(shape);
+    match shape {
+        Shape::AuditDelivery | Shape::SystemAudit => normalize_audit(raw, shape, ev)?,
+        Shape::BillingUsage => normalize_usage(raw, ev)?,
+        Shape::ListPrice => normalize_price(raw, ev)?,
+        Shape::JobRunTimeline => normalize_run_timeline(raw, ev)?,
+    }
+    Ok(shape)
+}
+
+/// A text field: `Some` for a non-empty string or number.
+fn text<'r>(t: &'r Text<'_>) -> Option<&'r Loose<'r>> {
+    match t {
+        Some(Loose::Null) | Some(Loose::Nested) | None => None,
+        Some(Loose::Str(s)) if s.trim().is_empty() => None,
+        Some(v) => Some(v),
+    }
+}
+
+fn put(dst: &mut String, t: &Text<'_>) -> bool {
+    match text(t) {
+        Some(v) => {
+            v.write_to(dst);
+            true
+        }
+        None => false,
+    }
+}
+
+fn first<'r>(candidates: &[&'r Text<'r>]) -> &'r Text<'r> {
+    candidates.iter().copied().find(|t| text(t).is_some()).unwrap_or(&None)
+}
+
+/// Event time from an epoch-ms number or any textual form [`EventTime::parse`] reads.
+fn time_of(t: &Text<'_>) -> Result<EventTime, QuarantineReason> {
+    let v = text(t).ok_or(QuarantineReason::MissingTime)?;
+    let time = match v {
+        Loose::Int(ms) => EventTime(*ms),
+        Loose::Float(ms) => EventTime(*ms as i64),
+        Loose::Str(s) => EventTime::parse(s)?,
+        _ => return Err(QuarantineReason::BadTime),
+    };
+    Ok(time.checked()?)
+}
+
+/// An optional time (e.g. `price_end_time: null`): absent is epoch 0.
+fn optional_time(t: &Text<'_>) -> Result<EventTime, QuarantineReason> {
+    match text(t) {
+        None => Ok(EventTime(0)),
+        Some(_) => time_of(t),
+    }
+}
+
+fn workspace_of(t: &Text<'_>) -> u64 {
+    text(t).and_then(|v| v.as_i64()).map(|n| n.max(0) as u64).unwrap_or(0)
+}
+
+fn set_principal_from(dst: &mut String, t: &Text<'_>) {
+    if let Some(s) = text(t).and_then(|v| v.as_str()) {
+        set_principal(dst, s);
+    }
+}
+
+fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
+    let delivered = shape == Shape::AuditDelivery;
+    let (service, action, ws, ip, ua, identity, params) = if delivered {
+        (
+            &raw.service_name_camel,
+            &raw.action_name_camel,
+            &raw.workspace_id_camel,
+            &raw.source_ip_camel,
+            &raw.user_agent_camel,
+            raw.user_identity_camel.as_ref(),
+            raw.request_params_camel.as_ref(),
+        )
+    } else {
+        (
+            &raw.service_name,
+            &raw.action_name,
+            &raw.workspace_id,
+            &raw.source_ip_address,
+            &raw.user_agent,
+            raw.user_identity.as_ref(),
+            raw.request_params.as_ref(),
+        )
+    };
+    if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
+        return Err(QuarantineReason::MissingField);
+    }
+    ev.time = time_of(if delivered { &raw.timestamp } else { &raw.event_time })?;
+    if !catalog::is_known_service(&ev.service) {
+        return Err(QuarantineReason::UnknownService);
+    }
+    ev.workspace = workspace_of(ws);
+    put(&mut ev.source_ip, ip);
+    put(&mut ev.user_agent, ua);
+    // The event id is unique per event in system tables; delivered logs
+    // only have the request id.
+    if !put(&mut ev.id, &raw.event_id) {
+        put(&mut ev.id, if delivered { &raw.request_id_camel } else { &raw.request_id });
+    }
+    ev.status = raw
+        .response
+        .as_ref()
+        .and_then(|r| text(&r.status_code))
+        .and_then(|v| v.as_i64())
+        .and_then(|n| u16::try_from(n).ok());
+
+    let empty = RawParams::default();
+    let params = params.unwrap_or(&empty);
+    set_actor(ev, identity, params);
+    if let Some(meta) = &raw.identity_metadata {
+        set_principal_from(&mut ev.run_as, &meta.run_as);
+        if ev.run_as == ev.principal {
+            ev.run_as.clear();
+        }
+    }
+    set_params(ev, params);
+    ev.signals = catalog::classify(&ev.service, &ev.action, ev.failed());
+    Ok(())
+}
+
+/// The actor: `userIdentity.email`; for an unauthenticated login (no email,
+/// or a placeholder) the user named in the request.
+fn set_actor(ev: &mut Event, identity: Option<&RawIdentity<'_>>, params: &RawParams<'_>) {
+    if let Some(id) = identity {
+        set_principal_from(&mut ev.principal, &id.email);
+        if ev.principal.is_empty() {
+            set_principal_from(&mut ev.principal, &id.subject_name);
+        }
+    }
+    let named_user = first(&[&params.user, &params.target_user_name, &params.principal]);
+    set_principal_from(&mut ev.target, named_user);
+    ev.principal_kind = PrincipalKind::classify(&ev.principal);
+    let is_login = ev.action.to_ascii_lowercase().contains("login");
+    if is_login && matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System) && !ev.target.is_empty() {
+        ev.principal.clone_from(&ev.target);
+        ev.principal_kind = PrincipalKind::classify(&ev.principal);
+    }
+}
+
+fn set_params(ev: &mut Event, p: &RawParams<'_>) {
+    if text(&p.scope).is_some() {
+        // Secrets: scope/key names the secret.
+        put(&mut ev.securable, &p.scope);
+        if text(&p.key).is_some() {
+            ev.securable.push('/');
+            put(&mut ev.securable, &p.key);
+        }
+    } else {
+        put(
+            &mut ev.securable,
+            first(&[
+                &p.full_name_arg,
+                &p.securable_full_name,
+                &p.path,
+                &p.mount_point,
+                &p.notebook_id,
+                &p.warehouse_id,
+                &p.cluster_id,
+                &p.job_id,
+                &p.name,
+            ]),
+        );
+    }
+    put(&mut ev.group, &p.target_group_name);
+    if ev.service == "jobs" {
+        put(&mut ev.job_id, &p.job_id);
+        put(&mut ev.run_id, &p.run_id);
+        ev.run_phase = catalog::run_phase(&ev.action);
+        if ev.run_phase == RunPhase::End && !put(&mut ev.run_result, &p.job_terminal_state) {
+            ev.run_result.push_str(catalog::run_result_of_action(&ev.action));
+        }
+    }
+}
+
+fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), QuarantineReason> {
+    if !put(&mut ev.sku, &raw.sku_name) {
+        return Err(QuarantineReason::MissingField);
+    }
+    ev.amount = match text(&raw.usage_quantity) {
+        None => return Err(QuarantineReason::MissingField),
+        Some(v) => v.as_f64().filter(|q| q.is_finite()).ok_or(QuarantineReason::WrongType)?,
+    };
+    ev.time = time_of(&raw.usage_end_time)?;
+    ev.start = optional_time(&raw.usage_start_time)?;
+    ev.workspace = workspace_of(&raw.workspace_id);
+    put(&mut ev.id, &raw.record_id);
+    if let Some(meta) = &raw.identity_metadata {
+        set_principal_from(&mut ev.principal, first(&[&meta.run_as, &meta.owned_by, &meta.created_by]));
+    }
+    ev.principal_kind = PrincipalKind::classify(&ev.principal);
+    if let Some(m) = &raw.usage_metadata {
+        put(&mut ev.job_id, &m.job_id);
+        put(&mut ev.run_id, &m.job_run_id);
+        put(
+            &mut ev.securable,
+            first(&[&m.job_id, &m.warehouse_id, &m.dlt_pipeline_id, &m.endpoint_name, &m.notebook_id, &m.cluster_id]),
+        );
+    }
+    ev.service.push_str("billing");
+    ev.action.push_str("usage");
+    ev.signals = crate::event::Signals::EMPTY.with(crate::event::Signal::Cost);
+    Ok(())
+}
+
+fn normalize_price(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), QuarantineReason> {
+    if !put(&mut ev.sku, &raw.sku_name) {
+        return Err(QuarantineReason::MissingField);
+    }
+    let price = raw.pricing.as_ref().and_then(|p| text(&p.default)).ok_or(QuarantineReason::MissingField)?;
+    ev.amount = price.as_f64().filter(|p| p.is_finite() && *p >= 0.0).ok_or(QuarantineReason::WrongType)?;
+    ev.time = time_of(&raw.price_start_time)?;
+    ev.start = ev.time;
+    ev.end = optional_time(&raw.price_end_time)?;
+    ev.service.push_str("billing");
+    ev.action.push_str("listPrice");
+    Ok(())
+}
+
+fn normalize_run_timeline(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), QuarantineReason> {
+    if !put(&mut ev.job_id, &raw.job_id) || !put(&mut ev.run_id, &raw.run_id) {
+        return Err(QuarantineReason::MissingField);
+    }
+    ev.time = time_of(&raw.period_end_time)?;
+    ev.start = time_of(&raw.period_start_time)?;
+    ev.end = ev.time;
+    ev.workspace = workspace_of(&raw.workspace_id);
+    // A long run is split into hourly slices; only the last has a result.
+    ev.run_phase = if put(&mut ev.run_result, &raw.result_state) { RunPhase::Complete } else { RunPhase::Start };
+    ev.securable.push_str(&ev.job_id);
+    ev.id.push_str(&ev.run_id);
+    ev.id.push('@');
+    let _ = std::fmt::Write::write_fmt(&mut ev.id, format_args!("{}", ev.start.0));
+    ev.service.push_str("jobs");
+    ev.action.push_str("runTimeline");
+    ev.signals = crate::event::Signals::EMPTY.with(crate::event::Signal::JobRun);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

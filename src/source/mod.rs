@@ -1,0 +1,47 @@
+//! Sources: where records come from, and in what order they enter the
+//! pipeline.
+//!
+//! Owns file discovery (files, directories laid out as audit log delivery
+//! writes them), format sniffing (plain, gzip, Parquet), bounded reading of
+//! records, and the event-time merge of several input streams. A source
+//! decodes through [`crate::decode`] but never judges events: every record
+//! leaves as an [`Event`] or as a quarantined [`Record::Quarantined`].
+
+pub mod files;
+pub mod lines;
+pub mod merge;
+pub mod parquet;
+
+use crate::decode::QuarantineReason;
+use crate::event::{Event, Shape};
+
+/// What reading one record produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// The slot holds a decoded event of this shape.
+    Event(Shape),
+    /// The record was refused; the raw bytes were written to the caller's buffer.
+    Quarantined(QuarantineReason),
+}
+
+/// Where a record came from, for the quarantine file and error messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// File path (or topic/partition in live mode).
+    pub origin: String,
+    /// 1-based line number or row index within the origin.
+    pub record: u64,
+}
+
+/// A stream of records read in order from one origin.
+pub trait RecordStream {
+    /// Reads the next record into `ev` (on success) or its raw bytes into
+    /// `raw` (when quarantined). `None` at the end of the stream.
+    fn next_record(&mut self, ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record>;
+
+    /// Where the record last returned came from.
+    fn position(&self) -> Position;
+
+    /// Bytes read so far (compressed size for gzip), for progress.
+    fn bytes_read(&self) -> u64;
+}
