@@ -55,7 +55,9 @@ impl fmt::Display for Shape {
 }
 
 /// What kind of identity a principal is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A person, named by email.
@@ -318,7 +320,11 @@ impl Event {
     /// The identity a cost or runtime is charged to: `run_as` when known,
     /// else the actor.
     pub fn charged_principal(&self) -> &str {
-        if self.run_as.is_empty() { &self.principal } else { &self.run_as }
+        if self.run_as.is_empty() {
+            &self.principal
+        } else {
+            &self.run_as
+        }
     }
 }
 
@@ -341,12 +347,18 @@ mod tests {
 
     #[test]
     fn principal_kinds() {
-        assert_eq!(PrincipalKind::classify("ana@example.com"), PrincipalKind::User);
+        assert_eq!(
+            PrincipalKind::classify("ana@example.com"),
+            PrincipalKind::User
+        );
         assert_eq!(
             PrincipalKind::classify("6f1c2a3b-1234-4abc-9def-0123456789ab"),
             PrincipalKind::ServicePrincipal
         );
-        assert_eq!(PrincipalKind::classify("system-user"), PrincipalKind::System);
+        assert_eq!(
+            PrincipalKind::classify("system-user"),
+            PrincipalKind::System
+        );
         assert_eq!(PrincipalKind::classify(""), PrincipalKind::Unknown);
     }
 

@@ -22,5 +22,15 @@
 //! - [`generate`]: synthetic Databricks activity with labelled incidents.
 //! - [`event`] and [`time`]: the typed vocabulary all stages share.
 
+pub mod alert;
+pub mod baseline;
+pub mod decode;
+pub mod detect;
 pub mod event;
+pub mod pipeline;
+pub mod signal;
+pub mod sink;
+pub mod source;
+pub mod state;
+pub mod telemetry;
 pub mod time;

@@ -7,6 +7,7 @@
 //! and never decides what is anomalous.
 
 pub mod catalog;
+pub mod dedup;
 pub mod raw;
 
 use crate::event::{Event, PrincipalKind, RunPhase, Shape, set_principal};
@@ -113,6 +114,18 @@ impl From<TimeError> for QuarantineReason {
 /// Decodes one JSON line into `ev`. On error `ev` holds garbage.
 pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReason> {
     let text = std::str::from_utf8(line).map_err(|_| QuarantineReason::InvalidUtf8)?;
+    // serde would read a JSON array into the struct by position: refuse
+    // anything but an object up front.
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => QuarantineReason::NotAnObject,
+                Err(e) => classify_json_error(e),
+            });
+        }
+        _ => {}
+    }
     let raw: RawRecord<'_> = serde_json::from_str(text).map_err(classify_json_error)?;
     normalize(&raw, ev)
 }
@@ -122,15 +135,7 @@ fn classify_json_error(e: serde_json::Error) -> QuarantineReason {
     match e.classify() {
         Category::Eof => QuarantineReason::Truncated,
         Category::Syntax | Category::Io => QuarantineReason::MalformedJson,
-        Category::Data => {
-            // serde reports a top-level array/scalar as "invalid type: ...,
-            // expected struct RawRecord"; everything else is a field's type.
-            if e.to_string().contains("expected struct RawRecord") {
-                QuarantineReason::NotAnObject
-            } else {
-                QuarantineReason::WrongType
-            }
-        }
+        Category::Data => QuarantineReason::WrongType,
     }
 }
 
@@ -148,7 +153,10 @@ pub fn detect_shape(raw: &RawRecord<'_>) -> Option<Shape> {
         Some(Shape::BillingUsage)
     } else if raw.pricing.is_some() || raw.price_start_time.is_some() {
         Some(Shape::ListPrice)
-    } else if raw.period_start_time.is_some() || raw.period_end_time.is_some() || raw.run_id.is_some() {
+    } else if raw.period_start_time.is_some()
+        || raw.period_end_time.is_some()
+        || raw.run_id.is_some()
+    {
         Some(Shape::JobRunTimeline)
     } else {
         None
@@ -189,7 +197,11 @@ fn put(dst: &mut String, t: &Text<'_>) -> bool {
 }
 
 fn first<'r>(candidates: &[&'r Text<'r>]) -> &'r Text<'r> {
-    candidates.iter().copied().find(|t| text(t).is_some()).unwrap_or(&None)
+    candidates
+        .iter()
+        .copied()
+        .find(|t| text(t).is_some())
+        .unwrap_or(&None)
 }
 
 /// Event time from an epoch-ms number or any textual form [`EventTime::parse`] reads.
@@ -213,7 +225,10 @@ fn optional_time(t: &Text<'_>) -> Result<EventTime, QuarantineReason> {
 }
 
 fn workspace_of(t: &Text<'_>) -> u64 {
-    text(t).and_then(|v| v.as_i64()).map(|n| n.max(0) as u64).unwrap_or(0)
+    text(t)
+        .and_then(|v| v.as_i64())
+        .map(|n| n.max(0) as u64)
+        .unwrap_or(0)
 }
 
 fn set_principal_from(dst: &mut String, t: &Text<'_>) {
@@ -222,7 +237,11 @@ fn set_principal_from(dst: &mut String, t: &Text<'_>) {
     }
 }
 
-fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
+fn normalize_audit(
+    raw: &RawRecord<'_>,
+    shape: Shape,
+    ev: &mut Event,
+) -> Result<(), QuarantineReason> {
     let delivered = shape == Shape::AuditDelivery;
     let (service, action, ws, ip, ua, identity, params) = if delivered {
         (
@@ -231,8 +250,8 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
             &raw.workspace_id_camel,
             &raw.source_ip_camel,
             &raw.user_agent_camel,
-            raw.user_identity_camel.as_ref(),
-            raw.request_params_camel.as_ref(),
+            raw.user_identity_camel.as_deref(),
+            raw.request_params_camel.as_deref(),
         )
     } else {
         (
@@ -241,14 +260,18 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
             &raw.workspace_id,
             &raw.source_ip_address,
             &raw.user_agent,
-            raw.user_identity.as_ref(),
-            raw.request_params.as_ref(),
+            raw.user_identity.as_deref(),
+            raw.request_params.as_deref(),
         )
     };
     if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
         return Err(QuarantineReason::MissingField);
     }
-    ev.time = time_of(if delivered { &raw.timestamp } else { &raw.event_time })?;
+    ev.time = time_of(if delivered {
+        &raw.timestamp
+    } else {
+        &raw.event_time
+    })?;
     if !catalog::is_known_service(&ev.service) {
         return Err(QuarantineReason::UnknownService);
     }
@@ -258,7 +281,14 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
     // The event id is unique per event in system tables; delivered logs
     // only have the request id.
     if !put(&mut ev.id, &raw.event_id) {
-        put(&mut ev.id, if delivered { &raw.request_id_camel } else { &raw.request_id });
+        put(
+            &mut ev.id,
+            if delivered {
+                &raw.request_id_camel
+            } else {
+                &raw.request_id
+            },
+        );
     }
     ev.status = raw
         .response
@@ -294,7 +324,13 @@ fn set_actor(ev: &mut Event, identity: Option<&RawIdentity<'_>>, params: &RawPar
     set_principal_from(&mut ev.target, named_user);
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
     let is_login = ev.action.to_ascii_lowercase().contains("login");
-    if is_login && matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System) && !ev.target.is_empty() {
+    if is_login
+        && matches!(
+            ev.principal_kind,
+            PrincipalKind::Unknown | PrincipalKind::System
+        )
+        && !ev.target.is_empty()
+    {
         ev.principal.clone_from(&ev.target);
         ev.principal_kind = PrincipalKind::classify(&ev.principal);
     }
@@ -330,7 +366,8 @@ fn set_params(ev: &mut Event, p: &RawParams<'_>) {
         put(&mut ev.run_id, &p.run_id);
         ev.run_phase = catalog::run_phase(&ev.action);
         if ev.run_phase == RunPhase::End && !put(&mut ev.run_result, &p.job_terminal_state) {
-            ev.run_result.push_str(catalog::run_result_of_action(&ev.action));
+            ev.run_result
+                .push_str(catalog::run_result_of_action(&ev.action));
         }
     }
 }
@@ -341,14 +378,20 @@ fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
     }
     ev.amount = match text(&raw.usage_quantity) {
         None => return Err(QuarantineReason::MissingField),
-        Some(v) => v.as_f64().filter(|q| q.is_finite()).ok_or(QuarantineReason::WrongType)?,
+        Some(v) => v
+            .as_f64()
+            .filter(|q| q.is_finite())
+            .ok_or(QuarantineReason::WrongType)?,
     };
     ev.time = time_of(&raw.usage_end_time)?;
     ev.start = optional_time(&raw.usage_start_time)?;
     ev.workspace = workspace_of(&raw.workspace_id);
     put(&mut ev.id, &raw.record_id);
     if let Some(meta) = &raw.identity_metadata {
-        set_principal_from(&mut ev.principal, first(&[&meta.run_as, &meta.owned_by, &meta.created_by]));
+        set_principal_from(
+            &mut ev.principal,
+            first(&[&meta.run_as, &meta.owned_by, &meta.created_by]),
+        );
     }
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
     if let Some(m) = &raw.usage_metadata {
@@ -356,7 +399,14 @@ fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
         put(&mut ev.run_id, &m.job_run_id);
         put(
             &mut ev.securable,
-            first(&[&m.job_id, &m.warehouse_id, &m.dlt_pipeline_id, &m.endpoint_name, &m.notebook_id, &m.cluster_id]),
+            first(&[
+                &m.job_id,
+                &m.warehouse_id,
+                &m.dlt_pipeline_id,
+                &m.endpoint_name,
+                &m.notebook_id,
+                &m.cluster_id,
+            ]),
         );
     }
     ev.service.push_str("billing");
@@ -369,8 +419,15 @@ fn normalize_price(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
     if !put(&mut ev.sku, &raw.sku_name) {
         return Err(QuarantineReason::MissingField);
     }
-    let price = raw.pricing.as_ref().and_then(|p| text(&p.default)).ok_or(QuarantineReason::MissingField)?;
-    ev.amount = price.as_f64().filter(|p| p.is_finite() && *p >= 0.0).ok_or(QuarantineReason::WrongType)?;
+    let price = raw
+        .pricing
+        .as_ref()
+        .and_then(|p| text(&p.default))
+        .ok_or(QuarantineReason::MissingField)?;
+    ev.amount = price
+        .as_f64()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or(QuarantineReason::WrongType)?;
     ev.time = time_of(&raw.price_start_time)?;
     ev.start = ev.time;
     ev.end = optional_time(&raw.price_end_time)?;
@@ -388,7 +445,11 @@ fn normalize_run_timeline(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Qua
     ev.end = ev.time;
     ev.workspace = workspace_of(&raw.workspace_id);
     // A long run is split into hourly slices; only the last has a result.
-    ev.run_phase = if put(&mut ev.run_result, &raw.result_state) { RunPhase::Complete } else { RunPhase::Start };
+    ev.run_phase = if put(&mut ev.run_result, &raw.result_state) {
+        RunPhase::Complete
+    } else {
+        RunPhase::Start
+    };
     ev.securable.push_str(&ev.job_id);
     ev.id.push_str(&ev.run_id);
     ev.id.push('@');

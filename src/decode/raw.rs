@@ -98,7 +98,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                 Ok(Loose::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map(Loose::Int).unwrap_or(Loose::Float(v as f64)))
+                Ok(i64::try_from(v)
+                    .map(Loose::Int)
+                    .unwrap_or(Loose::Float(v as f64)))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Ok(Loose::Float(v))
@@ -125,6 +127,35 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A nested object that must be a JSON object. serde's derived structs
+/// also accept arrays (fields by position); input that puts an array where
+/// Databricks writes an object is a wrong type, not a positional record.
+#[derive(Debug, Default)]
+pub struct Obj<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData)).map(Obj)
+    }
+}
+
+impl<T> std::ops::Deref for Obj<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -259,9 +290,9 @@ pub struct RawRecord<'a> {
     #[serde(borrow, rename = "userAgent")]
     pub user_agent_camel: Text<'a>,
     #[serde(borrow, rename = "userIdentity")]
-    pub user_identity_camel: Option<RawIdentity<'a>>,
+    pub user_identity_camel: Option<Obj<RawIdentity<'a>>>,
     #[serde(borrow, rename = "requestParams")]
-    pub request_params_camel: Option<RawParams<'a>>,
+    pub request_params_camel: Option<Obj<RawParams<'a>>>,
 
     // --- system.access.audit (snake_case) ---
     #[serde(borrow)]
@@ -279,15 +310,15 @@ pub struct RawRecord<'a> {
     #[serde(borrow)]
     pub user_agent: Text<'a>,
     #[serde(borrow)]
-    pub user_identity: Option<RawIdentity<'a>>,
+    pub user_identity: Option<Obj<RawIdentity<'a>>>,
     #[serde(borrow)]
-    pub request_params: Option<RawParams<'a>>,
+    pub request_params: Option<Obj<RawParams<'a>>>,
     #[serde(borrow)]
-    pub identity_metadata: Option<RawIdentityMetadata<'a>>,
+    pub identity_metadata: Option<Obj<RawIdentityMetadata<'a>>>,
 
     // --- shared by both audit shapes ---
     #[serde(borrow)]
-    pub response: Option<RawResponse<'a>>,
+    pub response: Option<Obj<RawResponse<'a>>>,
     /// `workspace_id` in every system table.
     #[serde(borrow)]
     pub workspace_id: Text<'a>,
@@ -304,7 +335,7 @@ pub struct RawRecord<'a> {
     #[serde(borrow)]
     pub usage_end_time: Text<'a>,
     #[serde(borrow)]
-    pub usage_metadata: Option<RawUsageMetadata<'a>>,
+    pub usage_metadata: Option<Obj<RawUsageMetadata<'a>>>,
 
     // --- system.billing.list_prices ---
     #[serde(borrow)]
@@ -312,7 +343,7 @@ pub struct RawRecord<'a> {
     #[serde(borrow)]
     pub price_end_time: Text<'a>,
     #[serde(borrow)]
-    pub pricing: Option<RawPricing<'a>>,
+    pub pricing: Option<Obj<RawPricing<'a>>>,
 
     // --- system.lakeflow.job_run_timeline ---
     #[serde(borrow)]

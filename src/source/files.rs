@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a readable Parquet file: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error("no input files found under {0}")]
@@ -40,14 +43,22 @@ pub enum Format {
 /// Reads the first bytes of `path` to tell its format.
 pub fn sniff(path: &Path) -> Result<Format, SourceError> {
     let mut head = [0u8; 4];
-    let mut f = File::open(path).map_err(|source| SourceError::Io { path: path.into(), source })?;
+    let mut f = File::open(path).map_err(|source| SourceError::Io {
+        path: path.into(),
+        source,
+    })?;
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(SourceError::Io { path: path.into(), source }),
+            Err(source) => {
+                return Err(SourceError::Io {
+                    path: path.into(),
+                    source,
+                });
+            }
         }
     }
     Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
@@ -67,7 +78,10 @@ fn is_marker(name: &str) -> bool {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|source| SourceError::Io { path: p.clone(), source })?;
+        let meta = std::fs::metadata(p).map_err(|source| SourceError::Io {
+            path: p.clone(),
+            source,
+        })?;
         if meta.is_dir() {
             let before = out.len();
             walk(p, &mut out)?;
@@ -82,11 +96,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| SourceError::Io { path: dir.into(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| SourceError::Io {
+        path: dir.into(),
+        source,
+    })?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if is_marker(&name) {
             continue;
         }
@@ -104,7 +124,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
 fn is_time_partition(component: &str) -> bool {
     let lower = component.to_ascii_lowercase();
     if let Some((key, _)) = lower.split_once('=') {
-        return key.ends_with("date") || key == "hour" || key == "year" || key == "month" || key == "day";
+        return key.ends_with("date")
+            || key == "hour"
+            || key == "year"
+            || key == "month"
+            || key == "day";
     }
     !component.is_empty() && component.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
@@ -140,10 +164,15 @@ pub fn open(path: &Path, max_record: usize) -> Result<Box<dyn RecordStream + Sen
     if format == Format::Parquet {
         return Ok(Box::new(ParquetRows::open(path, origin)?));
     }
-    let file = File::open(path).map_err(|source| SourceError::Io { path: path.into(), source })?;
+    let file = File::open(path).map_err(|source| SourceError::Io {
+        path: path.into(),
+        source,
+    })?;
     let (counted, bytes) = CountingReader::new(file);
     let reader: Box<dyn Read + Send> = match format {
-        Format::GzipJsonLines => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(counted))),
+        Format::GzipJsonLines => Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(counted),
+        )),
         _ => Box::new(counted),
     };
     Ok(Box::new(JsonLines::new(reader, origin, max_record, bytes)))
@@ -162,12 +191,22 @@ pub struct FileChain {
 
 impl FileChain {
     pub fn new(files: Vec<PathBuf>, max_record: usize) -> Self {
-        FileChain { files: files.into_iter(), current: None, max_record, done_bytes: 0, errors: Vec::new() }
+        FileChain {
+            files: files.into_iter(),
+            current: None,
+            max_record,
+            done_bytes: 0,
+            errors: Vec::new(),
+        }
     }
 }
 
 impl RecordStream for FileChain {
-    fn next_record(&mut self, ev: &mut crate::event::Event, raw: &mut Vec<u8>) -> Option<super::Record> {
+    fn next_record(
+        &mut self,
+        ev: &mut crate::event::Event,
+        raw: &mut Vec<u8>,
+    ) -> Option<super::Record> {
         loop {
             if let Some(cur) = self.current.as_mut() {
                 if let Some(r) = cur.next_record(ev, raw) {
@@ -188,7 +227,10 @@ impl RecordStream for FileChain {
     }
 
     fn position(&self) -> super::Position {
-        self.current.as_ref().map(|c| c.position()).unwrap_or_default()
+        self.current
+            .as_ref()
+            .map(|c| c.position())
+            .unwrap_or_default()
     }
 
     fn bytes_read(&self) -> u64 {
@@ -208,7 +250,13 @@ mod tests {
         assert_eq!(stream_key(a), stream_key(b));
         assert_ne!(stream_key(a), stream_key(c));
         let groups = group_streams(vec![c.into(), b.into(), a.into()]);
-        assert_eq!(groups, vec![vec![PathBuf::from(a), PathBuf::from(b)], vec![PathBuf::from(c)]]);
+        assert_eq!(
+            groups,
+            vec![
+                vec![PathBuf::from(a), PathBuf::from(b)],
+                vec![PathBuf::from(c)]
+            ]
+        );
     }
 
     #[test]

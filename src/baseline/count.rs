@@ -1,0 +1,163 @@
+//! Seasonal Gamma–Poisson model of event counts per bucket.
+//!
+//! Counts in a bucket are Poisson with a rate that has a Gamma posterior,
+//! so the predictive distribution of the next count is negative binomial.
+//! The rate is kept per *slot* (hour of day × weekday/weekend, 48 slots) so
+//! that a principal who works 9–17 on weekdays is not surprising at 10:00 on
+//! a Tuesday and is at 03:00 on a Sunday. A slot with little history leans
+//! on the principal's all-hours rate (a prior worth [`PRIOR_WEIGHT`]
+//! buckets), and that in turn on a weak global prior. Old buckets fade with
+//! a forgetting factor so the baseline follows a principal whose work
+//! changes. State: 49 pairs of `f32`, under 400 bytes.
+
+use statrs::distribution::{DiscreteCDF, NegativeBinomial};
+
+/// Slots of the seasonal profile: 24 hours × {weekday, weekend}.
+pub const SLOTS: usize = 48;
+
+/// How many buckets' worth of evidence the all-hours rate counts for, as
+/// the prior of a slot.
+pub const PRIOR_WEIGHT: f32 = 2.0;
+
+/// The global prior: a weak belief in one event per bucket (half a bucket of
+/// evidence), so a principal's own history dominates within a day.
+const GLOBAL_PRIOR_COUNT: f32 = 0.5;
+const GLOBAL_PRIOR_BUCKETS: f32 = 0.5;
+
+/// The slot of a bucket starting at `t`.
+pub fn slot_of(t: crate::time::EventTime) -> usize {
+    let weekend = t.day_of_week() >= 5;
+    t.hour_of_day() as usize + if weekend { 24 } else { 0 }
+}
+
+/// Sufficient statistics with forgetting: discounted sum of counts and
+/// discounted number of buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Stat {
+    sum: f32,
+    n: f32,
+}
+
+impl Stat {
+    fn update(&mut self, count: f32, keep: f32) {
+        self.sum = self.sum * keep + count;
+        self.n = self.n * keep + 1.0;
+    }
+}
+
+/// What the model says about one observed count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CountScore {
+    /// P(X ≥ observed) under the predictive distribution.
+    pub p_value: f64,
+    /// Predictive mean.
+    pub expected: f64,
+    /// Central 95% predictive interval.
+    pub low: f64,
+    pub high: f64,
+    /// Discounted number of buckets behind the slot's rate.
+    pub samples: f64,
+}
+
+/// The per-principal seasonal count model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeasonalCounts {
+    slots: [Stat; SLOTS],
+    all: Stat,
+}
+
+impl Default for SeasonalCounts {
+    fn default() -> Self {
+        SeasonalCounts {
+            slots: [Stat::default(); SLOTS],
+            all: Stat::default(),
+        }
+    }
+}
+
+impl SeasonalCounts {
+    /// Gamma posterior (shape, rate) of the slot's rate.
+    fn posterior(&self, slot: usize) -> (f64, f64) {
+        let all_rate = (self.all.sum + GLOBAL_PRIOR_COUNT) / (self.all.n + GLOBAL_PRIOR_BUCKETS);
+        let s = self.slots[slot];
+        let shape = PRIOR_WEIGHT * all_rate + s.sum;
+        let rate = PRIOR_WEIGHT + s.n;
+        (shape as f64, rate as f64)
+    }
+
+    /// Folds a closed bucket's count into the slot and the all-hours rate.
+    /// `keep` is the forgetting factor in (0, 1]: 1 never forgets.
+    pub fn update(&mut self, slot: usize, count: f64, keep: f64) {
+        let (c, k) = (count as f32, keep as f32);
+        self.slots[slot].update(c, k);
+        // The all-hours rate sees 48 times as many buckets as a slot; its
+        // memory is stretched to match.
+        self.all.update(c, k.powf(1.0 / SLOTS as f32));
+    }
+
+    /// Scores `observed` for `slot` without changing the model.
+    pub fn score(&self, slot: usize, observed: u64) -> CountScore {
+        let (shape, rate) = self.posterior(slot);
+        let expected = shape / rate;
+        let samples = self.slots[slot].n as f64;
+        let Ok(nb) = NegativeBinomial::new(shape.max(1e-6), rate / (rate + 1.0)) else {
+            return CountScore {
+                p_value: 1.0,
+                expected,
+                low: 0.0,
+                high: expected,
+                samples,
+            };
+        };
+        let p_value = if observed == 0 {
+            1.0
+        } else {
+            nb.sf(observed - 1)
+        };
+        CountScore {
+            p_value,
+            expected,
+            low: nb.inverse_cdf(0.025) as f64,
+            high: nb.inverse_cdf(0.975) as f64,
+            samples,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{EventTime, MS_PER_HOUR};
+
+    #[test]
+    fn slots_split_hour_and_weekend() {
+        let monday_10 = EventTime(1_704_067_200_000 + 10 * MS_PER_HOUR);
+        let saturday_10 = EventTime(monday_10.0 + 5 * 24 * MS_PER_HOUR);
+        assert_eq!(slot_of(monday_10), 10);
+        assert_eq!(slot_of(saturday_10), 34);
+    }
+
+    #[test]
+    fn learns_a_rate_and_flags_a_burst() {
+        let mut m = SeasonalCounts::default();
+        for day in 0..20 {
+            m.update(10, 20.0 + (day % 5) as f64, 0.95);
+            m.update(3, 0.0, 0.95);
+        }
+        let usual = m.score(10, 22);
+        assert!(usual.p_value > 0.1, "{usual:?}");
+        assert!((usual.expected - 22.0).abs() < 3.0, "{usual:?}");
+        assert!(usual.low < 22.0 && usual.high > 22.0);
+        let burst = m.score(10, 200);
+        assert!(burst.p_value < 1e-10, "{burst:?}");
+        // The same 22 queries at 03:00, where there are usually none, is rare.
+        assert!(m.score(3, 22).p_value < 1e-6);
+    }
+
+    #[test]
+    fn a_new_principal_is_not_certain_of_anything() {
+        let m = SeasonalCounts::default();
+        assert!(m.score(0, 3).p_value > 0.01);
+        assert_eq!(m.score(0, 0).p_value, 1.0);
+    }
+}

@@ -1,0 +1,225 @@
+//! Detector definitions: the TOML files under `models/`, parsed and
+//! validated.
+//!
+//! Raw serde first (`deny_unknown_fields`), then a validated
+//! [`Definition`]; every problem in a file is reported at once, naming the
+//! file, the key and what is allowed. Never opens files on the hot path.
+
+use crate::alert::{Severity, config_version};
+use crate::event::Signal;
+use serde::Deserialize;
+
+/// The definitions shipped in `models/`, compiled in so that the binary
+/// works with no files around it.
+pub const BUILT_IN: &[(&str, &str)] = &[(
+    "models/query_frequency.toml",
+    include_str!("../../models/query_frequency.toml"),
+)];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinition {
+    name: String,
+    description: String,
+    signal: String,
+    model: String,
+    bucket_minutes: u32,
+    forgetting: f64,
+    threshold: u32,
+    min_count: u64,
+    min_ratio: f64,
+    min_history_hours: u32,
+    severity: String,
+    high_score: u32,
+    suppress_minutes: u32,
+    evidence_limit: u32,
+}
+
+/// The statistical model a definition names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    SeasonalGammaPoisson,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::SeasonalGammaPoisson => "seasonal_gamma_poisson",
+        }
+    }
+}
+
+/// A validated detector definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    pub description: String,
+    pub signal: Signal,
+    pub model: Model,
+    pub bucket_ms: i64,
+    pub forgetting: f64,
+    pub threshold: u8,
+    pub min_count: u64,
+    pub min_ratio: f64,
+    pub min_history_ms: i64,
+    pub severity: Severity,
+    pub high_score: u8,
+    pub suppress_ms: i64,
+    pub evidence_limit: usize,
+    /// Hash of the file's text; part of every alert id.
+    pub config_version: String,
+}
+
+/// Everything wrong with one definition file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: {}", problems.join("; "))]
+pub struct DefinitionError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+/// Parses and validates one definition file's text.
+pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
+    let fail = |problems: Vec<String>| DefinitionError {
+        file: file.to_owned(),
+        problems,
+    };
+    let raw: RawDefinition =
+        toml::from_str(text).map_err(|e| fail(vec![e.message().to_owned()]))?;
+    let mut problems = Vec::new();
+    let signal = Signal::from_name(&raw.signal);
+    if signal.is_none() {
+        let allowed: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+        problems.push(format!(
+            "key `signal`: `{}` is not a signal; allowed: {}",
+            raw.signal,
+            allowed.join(", ")
+        ));
+    }
+    let model = match raw.model.as_str() {
+        "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
+        other => {
+            problems.push(format!(
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson"
+            ));
+            None
+        }
+    };
+    let severity = match raw.severity.as_str() {
+        "info" => Some(Severity::Info),
+        "low" => Some(Severity::Low),
+        "medium" => Some(Severity::Medium),
+        "high" => Some(Severity::High),
+        "critical" => Some(Severity::Critical),
+        other => {
+            problems.push(format!(
+                "key `severity`: `{other}`; allowed: info, low, medium, high, critical"
+            ));
+            None
+        }
+    };
+    if !(1..=1440).contains(&raw.bucket_minutes) || 1440 % raw.bucket_minutes != 0 {
+        problems.push(format!(
+            "key `bucket_minutes`: {}; allowed: a divisor of 1440 (a day), e.g. 15, 60, 1440",
+            raw.bucket_minutes
+        ));
+    }
+    if !(raw.forgetting > 0.0 && raw.forgetting <= 1.0) {
+        problems.push(format!(
+            "key `forgetting`: {}; allowed: 0 < forgetting ≤ 1",
+            raw.forgetting
+        ));
+    }
+    for (key, v) in [("threshold", raw.threshold), ("high_score", raw.high_score)] {
+        if v > 100 {
+            problems.push(format!("key `{key}`: {v}; allowed: 0..=100"));
+        }
+    }
+    if !(raw.min_ratio.is_finite() && raw.min_ratio >= 0.0) {
+        problems.push(format!(
+            "key `min_ratio`: {}; allowed: a number ≥ 0",
+            raw.min_ratio
+        ));
+    }
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        problems.push(format!(
+            "key `name`: `{}`; allowed: lowercase letters, digits and _",
+            raw.name
+        ));
+    }
+    if raw.evidence_limit > 1000 {
+        problems.push(format!(
+            "key `evidence_limit`: {}; allowed: 0..=1000",
+            raw.evidence_limit
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    Ok(Definition {
+        name: raw.name,
+        description: raw.description,
+        signal: signal.unwrap_or(Signal::QueryFrequency),
+        model: model.unwrap_or(Model::SeasonalGammaPoisson),
+        bucket_ms: raw.bucket_minutes as i64 * crate::time::MS_PER_MINUTE,
+        forgetting: raw.forgetting,
+        threshold: raw.threshold as u8,
+        min_count: raw.min_count,
+        min_ratio: raw.min_ratio,
+        min_history_ms: raw.min_history_hours as i64 * crate::time::MS_PER_HOUR,
+        severity: severity.unwrap_or(Severity::Medium),
+        high_score: raw.high_score as u8,
+        suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
+        evidence_limit: raw.evidence_limit as usize,
+        config_version: config_version(text),
+    })
+}
+
+/// The built-in definitions.
+pub fn built_in() -> Result<Vec<Definition>, DefinitionError> {
+    BUILT_IN
+        .iter()
+        .map(|(file, text)| parse(file, text))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_definitions_are_valid() {
+        let defs = built_in().unwrap();
+        assert_eq!(defs[0].name, "query_frequency");
+        assert_eq!(defs[0].bucket_ms, 3_600_000);
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let text = BUILT_IN[0]
+            .1
+            .replace("signal = \"query_frequency\"", "signal = \"vibes\"")
+            .replace("forgetting = 0.95", "forgetting = 7.0");
+        let err = parse("models/x.toml", &text).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("models/x.toml: "), "{msg}");
+        assert!(
+            msg.contains("key `signal`: `vibes`") && msg.contains("allowed: query_frequency"),
+            "{msg}"
+        );
+        assert!(msg.contains("key `forgetting`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{}\nthreshhold = 3\n", BUILT_IN[0].1);
+        let err = parse("models/x.toml", &text).unwrap_err();
+        assert!(err.to_string().contains("threshhold"), "{err}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Telemetry: the counters every stage reports into, and the run summary.
+//!
+//! Counters are plain integers indexed by closed enums (shape, quarantine
+//! reason), so counting costs an add on the hot path and labels stay
+//! bounded: never a principal, an IP or an error text. The Prometheus
+//! exposition of the same counters lands with the metrics endpoint.
+
+use crate::decode::QuarantineReason;
+use crate::event::Shape;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Records decoded, by shape (index: [`Shape::index`]).
+    pub events_by_shape: [u64; Shape::ALL.len()],
+    /// Records refused, by reason (index: [`QuarantineReason::index`]).
+    pub quarantined_by_reason: [u64; QuarantineReason::ALL.len()],
+    /// Events outside `--from`/`--to` or not for `--principal`.
+    pub filtered: u64,
+    /// Events whose bucket had already closed when they arrived.
+    pub late: u64,
+    /// Events that fed at least one signal.
+    pub with_signal: u64,
+    /// Job runs rebuilt (start and end paired, or a timeline row with a result).
+    pub job_runs_rebuilt: u64,
+    /// Billing rows priced with a list price / left as DBUs only.
+    pub usage_priced: u64,
+    pub usage_unpriced: u64,
+    /// Buckets closed and scored.
+    pub buckets_scored: u64,
+    /// Alerts raised, by detector.
+    pub alerts_by_detector: BTreeMap<String, u64>,
+    /// Input bytes read.
+    pub bytes: u64,
+    /// Principals tracked.
+    pub principals: u64,
+}
+
+impl Stats {
+    pub fn events(&self) -> u64 {
+        self.events_by_shape.iter().sum()
+    }
+
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined_by_reason.iter().sum()
+    }
+
+    pub fn alerts(&self) -> u64 {
+        self.alerts_by_detector.values().sum()
+    }
+
+    /// The human summary printed at the end of a run.
+    pub fn render(&self, seconds: f64) -> String {
+        let mut s = String::new();
+        let records = self.events() + self.quarantined();
+        let _ = writeln!(
+            s,
+            "records  {records} in {seconds:.2}s ({:.0} records/s, {:.1} MB/s)",
+            records as f64 / seconds.max(1e-9),
+            self.bytes as f64 / 1e6 / seconds.max(1e-9)
+        );
+        let _ = writeln!(s, "events by shape");
+        for shape in Shape::ALL {
+            let n = self.events_by_shape[shape.index()];
+            if n > 0 {
+                let _ = writeln!(s, "  {:<36} {n}", shape.name());
+            }
+        }
+        let _ = writeln!(s, "quarantined by reason ({} total)", self.quarantined());
+        for reason in QuarantineReason::ALL {
+            let n = self.quarantined_by_reason[reason.index()];
+            if n > 0 {
+                let _ = writeln!(s, "  {:<36} {n}", reason.name());
+            }
+        }
+        let _ = writeln!(
+            s,
+            "signals  events with a signal {}, late {}, filtered {}, principals {}",
+            self.with_signal, self.late, self.filtered, self.principals
+        );
+        let _ = writeln!(
+            s,
+            "         job runs rebuilt {}, usage rows priced {} / DBUs only {}, buckets scored {}",
+            self.job_runs_rebuilt, self.usage_priced, self.usage_unpriced, self.buckets_scored
+        );
+        let _ = writeln!(s, "alerts by detector ({} total)", self.alerts());
+        for (d, n) in &self.alerts_by_detector {
+            let _ = writeln!(s, "  {d:<36} {n}");
+        }
+        s
+    }
+}
