@@ -16,6 +16,7 @@ use crate::signal::job_runs::JobRuns;
 use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
 use crate::sink::{AlertFile, QuarantineFile, SinkError};
+use crate::source::batched::Batched;
 use crate::source::files::{self, FileChain, SourceError};
 use crate::source::merge::{Merge, Merged};
 use crate::source::{Position, Record, RecordStream};
@@ -239,6 +240,8 @@ pub struct ReplayOptions {
     pub quarantine: Option<PathBuf>,
     pub max_record_bytes: usize,
     pub progress: bool,
+    /// Decode each stream on its own thread (see `source::batched`).
+    pub parallel_decode: bool,
 }
 
 /// The result of a replay.
@@ -297,19 +300,21 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
     let mut all_alerts = Vec::new();
     let progress = progress_bar(opts.progress, total_bytes);
 
-    let mut phases: Vec<Vec<Box<dyn RecordStream + Send>>> = Vec::new();
-    phases.push(
-        prices
+    let chains = |groups: Vec<Vec<PathBuf>>| -> Vec<Box<dyn RecordStream + Send>> {
+        groups
             .into_iter()
-            .map(|g| Box::new(FileChain::new(g, opts.max_record_bytes)) as _)
-            .collect(),
-    );
-    phases.push(
-        others
-            .into_iter()
-            .map(|g| Box::new(FileChain::new(g, opts.max_record_bytes)) as _)
-            .collect(),
-    );
+            .map(|g| {
+                let chain: Box<dyn RecordStream + Send> =
+                    Box::new(FileChain::new(g, opts.max_record_bytes));
+                if opts.parallel_decode {
+                    Batched::spawn(chain)
+                } else {
+                    chain
+                }
+            })
+            .collect()
+    };
+    let phases = [chains(prices), chains(others)];
     let mut bytes_done = 0;
     let mut records: u64 = 0;
     for streams in phases {

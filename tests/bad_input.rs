@@ -25,7 +25,7 @@ fn every_kind_of_bad_input_is_counted_and_quarantined() {
         *expect.entry(reason).or_default() += 1;
     };
     writeln!(f, "{}", good(t, "r1")).unwrap();
-    bad(&mut f, "truncated", good(t, "r2")[..80].as_bytes());
+    bad(&mut f, "truncated", &good(t, "r2").as_bytes()[..80]);
     bad(&mut f, "malformed_json", b"this is not json");
     bad(&mut f, "not_an_object", b"[1,2,3]");
     bad(

@@ -12,7 +12,7 @@ pub mod pricing;
 use crate::event::{Event, Signal};
 
 /// The principal a signal of this event is attributed to.
-pub fn key_of<'e>(ev: &'e Event, signal: Signal) -> &'e str {
+pub fn key_of(ev: &Event, signal: Signal) -> &str {
     match signal {
         // The attacker of a failed login is not authenticated: the account
         // under attack is the one that behaves unlike itself.

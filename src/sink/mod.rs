@@ -30,7 +30,7 @@ pub enum SinkError {
 /// An alerts output file, by extension.
 pub enum AlertFile {
     Jsonl { path: PathBuf, out: BufWriter<File> },
-    Parquet(parquet::AlertParquet),
+    Parquet(Box<parquet::AlertParquet>),
 }
 
 impl AlertFile {
@@ -42,7 +42,9 @@ impl AlertFile {
             .unwrap_or("")
             .to_ascii_lowercase();
         match ext.as_str() {
-            "parquet" => Ok(AlertFile::Parquet(parquet::AlertParquet::create(path)?)),
+            "parquet" => Ok(AlertFile::Parquet(Box::new(parquet::AlertParquet::create(
+                path,
+            )?))),
             "jsonl" | "json" | "ndjson" => {
                 let f = File::create(path).map_err(|source| SinkError::Io {
                     path: path.into(),
@@ -113,10 +115,10 @@ impl QuarantineFile {
         let cut = &raw[..raw.len().min(QUARANTINE_RAW_LIMIT)];
         let record = match std::str::from_utf8(cut) {
             Ok(text) => {
-                serde_json::json!({"reason": reason.name(), "origin": position.origin, "record": position.record, "raw": text, "truncated": cut.len() < raw.len()})
+                serde_json::json!({"reason": reason.name(), "origin": &*position.origin, "record": position.record, "raw": text, "truncated": cut.len() < raw.len()})
             }
             Err(_) => {
-                serde_json::json!({"reason": reason.name(), "origin": position.origin, "record": position.record, "raw_hex": hex::encode(cut), "truncated": cut.len() < raw.len()})
+                serde_json::json!({"reason": reason.name(), "origin": &*position.origin, "record": position.record, "raw_hex": hex::encode(cut), "truncated": cut.len() < raw.len()})
             }
         };
         serde_json::to_writer(&mut self.out, &record)

@@ -42,7 +42,7 @@ impl<R: Read> Read for CountingReader<R> {
 /// A stream of JSON lines from any reader.
 pub struct JsonLines {
     reader: BufReader<Box<dyn Read + Send>>,
-    origin: String,
+    origin: Arc<str>,
     line_no: u64,
     max_record: usize,
     bytes: Arc<AtomicU64>,
@@ -68,7 +68,7 @@ impl JsonLines {
     ) -> Self {
         JsonLines {
             reader: BufReader::with_capacity(256 * 1024, reader),
-            origin,
+            origin: origin.into(),
             line_no: 0,
             max_record,
             bytes,

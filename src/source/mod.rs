@@ -7,6 +7,7 @@
 //! decodes through [`crate::decode`] but never judges events: every record
 //! leaves as an [`Event`] or as a quarantined [`Record::Quarantined`].
 
+pub mod batched;
 pub mod files;
 pub mod lines;
 pub mod merge;
@@ -14,6 +15,7 @@ pub mod parquet;
 
 use crate::decode::QuarantineReason;
 use crate::event::{Event, Shape};
+use std::sync::Arc;
 
 /// What reading one record produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +29,9 @@ pub enum Record {
 /// Where a record came from, for the quarantine file and error messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
-    /// File path (or topic/partition in live mode).
-    pub origin: String,
+    /// File path (or topic/partition in live mode). Shared, so that a
+    /// position can be taken per record without allocating.
+    pub origin: Arc<str>,
     /// 1-based line number or row index within the origin.
     pub record: u64,
 }
@@ -44,4 +47,21 @@ pub trait RecordStream {
 
     /// Bytes read so far (compressed size for gzip), for progress.
     fn bytes_read(&self) -> u64;
+}
+
+/// A stream with no records.
+pub struct Empty;
+
+impl RecordStream for Empty {
+    fn next_record(&mut self, _: &mut Event, _: &mut Vec<u8>) -> Option<Record> {
+        None
+    }
+
+    fn position(&self) -> Position {
+        Position::default()
+    }
+
+    fn bytes_read(&self) -> u64 {
+        0
+    }
 }
