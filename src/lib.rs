@@ -25,8 +25,10 @@
 pub mod alert;
 pub mod baseline;
 pub mod decode;
+pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod generate;
 pub mod pipeline;
 pub mod signal;
 pub mod sink;

@@ -1,1 +1,239 @@
-fn main() {}
+//! The `auditwatch` command: parses flags and calls the library. Nothing
+//! else lives here.
+
+use anyhow::{Context, Result, bail};
+use auditwatch::detect::definition;
+use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay};
+use auditwatch::time::{EventTime, MS_PER_HOUR};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Streaming anomaly detection for Databricks audit and billing logs.
+///
+/// Start with `auditwatch demo`: it generates a synthetic workspace with
+/// injected incidents, runs the whole pipeline and prints the alerts.
+#[derive(Debug, Parser)]
+#[command(name = "auditwatch", version, about, long_about)]
+struct Cli {
+    /// Log format on stderr: `human` or `json`.
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+    /// Log level filter (tracing `EnvFilter` syntax, e.g. `info`, `auditwatch=debug`).
+    /// `RUST_LOG` overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay historical logs through the whole pipeline, in event time.
+    ///
+    /// PATH may be files or directories (walked recursively, as audit log
+    /// delivery lays them out). Each file may be JSON lines, gzip JSON lines
+    /// or Parquet, holding any mix of delivered audit logs,
+    /// system.access.audit, system.billing.usage, system.billing.list_prices
+    /// and system.lakeflow.job_run_timeline rows.
+    Replay {
+        /// Input files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only alerts whose window starts at or after T (RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` UTC,
+        /// or epoch seconds/ms). Events up to --warmup-hours before T still train the baselines.
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        from: Option<EventTime>,
+        /// Skip events at or after T.
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        to: Option<EventTime>,
+        /// Hours of history before --from used only to warm the baselines up.
+        #[arg(long, default_value_t = 14 * 24)]
+        warmup_hours: i64,
+        /// Only events that name principal P (email or service principal
+        /// application id; as actor, target or run-as identity).
+        #[arg(long, value_name = "P")]
+        principal: Option<String>,
+        /// Write alerts here: `.jsonl` (JSON lines) or `.parquet`.
+        #[arg(long, value_name = "FILE")]
+        alerts_out: Option<PathBuf>,
+        /// Write refused records here (JSON lines: reason, origin, record number, raw record).
+        #[arg(long, value_name = "FILE")]
+        quarantine: Option<PathBuf>,
+        /// Minutes an event may arrive after later events and still be counted.
+        #[arg(long, default_value_t = 15)]
+        allowed_lateness_minutes: i64,
+        /// Largest record accepted, in bytes; longer lines are quarantined as `too_large`.
+        #[arg(long, default_value_t = auditwatch::decode::DEFAULT_MAX_RECORD_BYTES)]
+        max_record_bytes: usize,
+        /// Detector definition files (TOML) to use instead of the built-in ones.
+        #[arg(long = "model", value_name = "FILE")]
+        models: Vec<PathBuf>,
+        /// Print every alert with its explanation after the summary.
+        #[arg(long)]
+        print_alerts: bool,
+        /// Hide the progress bar (it is also hidden when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
+        /// Decode on the pipeline's own thread instead of one thread per input stream.
+        #[arg(long)]
+        inline_decode: bool,
+    },
+    /// Write realistic synthetic Databricks activity with labelled incidents.
+    Generate {
+        /// Days of activity.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Number of principals (users and service principals).
+        #[arg(long, default_value_t = 50)]
+        principals: u32,
+        /// Random seed: the same seed gives byte-identical output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Gzip the delivered audit log files.
+        #[arg(long)]
+        gzip: bool,
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Generate a workspace with incidents, replay it, and print the alerts.
+    /// Needs no services and no input.
+    Demo {
+        /// Random seed of the generated workspace.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Days of activity.
+        #[arg(long, default_value_t = 21)]
+        days: u32,
+        /// Number of principals.
+        #[arg(long, default_value_t = 60)]
+        principals: u32,
+        /// Keep the generated data here instead of a temporary directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<EventTime, String> {
+    EventTime::parse(s).map_err(|e| {
+        format!("{e}: `{s}`; use RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` (UTC) or epoch seconds/ms")
+    })
+}
+
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_definitions(files: &[PathBuf]) -> Result<Vec<definition::Definition>> {
+    if files.is_empty() {
+        return Ok(definition::built_in()?);
+    }
+    let mut defs = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        match definition::parse(&f.display().to_string(), &text) {
+            Ok(d) => defs.push(d),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("invalid detector definitions:\n  {}", errors.join("\n  "));
+    }
+    Ok(defs)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format, &cli.log);
+    match cli.command {
+        Command::Replay {
+            paths,
+            from,
+            to,
+            warmup_hours,
+            principal,
+            alerts_out,
+            quarantine,
+            allowed_lateness_minutes,
+            max_record_bytes,
+            models,
+            print_alerts,
+            no_progress,
+            inline_decode,
+        } => {
+            let mut config = PipelineConfig::new(load_definitions(&models)?);
+            config.from = from;
+            config.to = to;
+            config.warmup_ms = warmup_hours * MS_PER_HOUR;
+            config.principal = principal;
+            config.allowed_lateness_ms = allowed_lateness_minutes * 60_000;
+            let opts = ReplayOptions {
+                inputs: paths,
+                alerts_out,
+                quarantine,
+                max_record_bytes,
+                progress: !no_progress,
+                parallel_decode: !inline_decode,
+            };
+            let report = replay(&opts, config)?;
+            if print_alerts {
+                for a in &report.alerts {
+                    println!("{}", auditwatch::sink::render_alert(a));
+                }
+            }
+            print!("{}", report.stats.render(report.seconds));
+        }
+        Command::Generate {
+            days,
+            principals,
+            seed,
+            gzip,
+            out,
+        } => {
+            let cfg = auditwatch::generate::GenerateConfig {
+                days,
+                principals,
+                seed,
+                gzip,
+                ..Default::default()
+            };
+            let summary = auditwatch::generate::generate(&cfg, &out)?;
+            println!(
+                "wrote {} events ({} bytes) to {}",
+                summary.total_events,
+                summary.bytes,
+                out.display()
+            );
+            for (kind, n) in &summary.events_by_file_kind {
+                println!("  {kind:<28} {n}");
+            }
+            println!(
+                "{} labelled incidents in {}",
+                summary.incidents.len(),
+                out.join("labels.jsonl").display()
+            );
+            println!(
+                "replay with: auditwatch replay {}",
+                out.join(auditwatch::generate::LOGS_DIR).display()
+            );
+        }
+        Command::Demo {
+            seed,
+            days,
+            principals,
+            keep,
+        } => auditwatch::demo::run(seed, days, principals, keep.as_deref())?,
+    }
+    Ok(())
+}

@@ -76,11 +76,18 @@ impl Default for SeasonalCounts {
 }
 
 impl SeasonalCounts {
-    /// Gamma posterior (shape, rate) of the slot's rate.
+    /// Gamma posterior (shape, rate) of the slot's rate. Its prior mean is
+    /// the same hour on the other kind of day (weekday ↔ weekend) blended
+    /// with the all-hours rate, worth [`PRIOR_WEIGHT`] buckets: a service
+    /// principal that runs at 01:00 every night is not surprising at 01:00
+    /// on its first Saturday, and a weekday worker's first weekend morning
+    /// is judged against weekday mornings rather than the night.
     fn posterior(&self, slot: usize) -> (f64, f64) {
         let all_rate = (self.all.sum + GLOBAL_PRIOR_COUNT) / (self.all.n + GLOBAL_PRIOR_BUCKETS);
         let s = self.slots[slot];
-        let shape = PRIOR_WEIGHT * all_rate + s.sum;
+        let other = self.slots[(slot + 24) % SLOTS];
+        let base = (other.sum + PRIOR_WEIGHT * all_rate) / (other.n + PRIOR_WEIGHT);
+        let shape = PRIOR_WEIGHT * base + s.sum;
         let rate = PRIOR_WEIGHT + s.n;
         (shape as f64, rate as f64)
     }
@@ -152,6 +159,9 @@ mod tests {
         assert!(burst.p_value < 1e-10, "{burst:?}");
         // The same 22 queries at 03:00, where there are usually none, is rare.
         assert!(m.score(3, 22).p_value < 1e-6);
+        // A first Saturday at 10:00 leans on weekday 10:00, not on the night.
+        assert!(m.score(34, 22).p_value > 1e-3, "{:?}", m.score(34, 22));
+        assert!(m.score(27, 22).p_value < 1e-6, "{:?}", m.score(27, 22));
     }
 
     #[test]

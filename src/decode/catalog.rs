@@ -158,7 +158,8 @@ fn is_permission_change(service: &str, action: &str) -> bool {
         || (eq(service, "databrickssql") && eq(action, "changePermissions"))
 }
 
-fn is_login(action: &str) -> bool {
+/// Whether an action is a login or authentication attempt.
+pub fn is_login(action: &str) -> bool {
     contains_ci(action, "login") || contains_ci(action, "authentication")
 }
 
@@ -204,6 +205,40 @@ pub fn classify(service: &str, action: &str, failed: bool) -> Signals {
         s = s.with(Signal::DataDownload);
     }
     s
+}
+
+/// Most distinct (service, action, failed) triples remembered per thread;
+/// past this (only a flood of made-up action names gets there) triples are
+/// classified without being cached.
+const CACHE_LIMIT: usize = 65_536;
+
+/// Classified triples, and a reused buffer to build the lookup key in.
+type Cache = (rustc_hash::FxHashMap<Box<str>, Option<Signals>>, String);
+
+thread_local! {
+    static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Default::default());
+}
+
+/// [`classify`] for a known service, `None` for an unknown one, cached per
+/// thread: the linear catalogue scans run once per distinct pair, not once
+/// per event.
+pub fn lookup(service: &str, action: &str, failed: bool) -> Option<Signals> {
+    CACHE.with(|cell| {
+        let (map, key) = &mut *cell.borrow_mut();
+        key.clear();
+        key.push_str(service);
+        key.push('\0');
+        key.push_str(action);
+        key.push(if failed { '1' } else { '0' });
+        if let Some(hit) = map.get(key.as_str()) {
+            return *hit;
+        }
+        let value = is_known_service(service).then(|| classify(service, action, failed));
+        if map.len() < CACHE_LIMIT {
+            map.insert(key.as_str().into(), value);
+        }
+        value
+    })
 }
 
 /// Which end of a job run an audit `jobs` action reports.
@@ -284,6 +319,21 @@ mod tests {
         assert!(classify("secrets", "getSecret", false).contains(Signal::SecretRead));
         assert!(classify("sql", "downloadPreviewResults", false).contains(Signal::DataDownload));
         assert!(classify("workspace", "workspaceExport", false).contains(Signal::DataDownload));
+    }
+
+    #[test]
+    fn cached_lookup_agrees_with_classify() {
+        for _ in 0..2 {
+            assert_eq!(
+                lookup("accounts", "login", true),
+                Some(classify("accounts", "login", true))
+            );
+            assert_eq!(
+                lookup("accounts", "login", false),
+                Some(classify("accounts", "login", false))
+            );
+            assert_eq!(lookup("teleporter", "beam", false), None);
+        }
     }
 
     #[test]

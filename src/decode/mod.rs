@@ -272,9 +272,14 @@ fn normalize_audit(
     } else {
         &raw.event_time
     })?;
-    if !catalog::is_known_service(&ev.service) {
-        return Err(QuarantineReason::UnknownService);
-    }
+    ev.status = raw
+        .response
+        .as_ref()
+        .and_then(|r| text(&r.status_code))
+        .and_then(|v| v.as_i64())
+        .and_then(|n| u16::try_from(n).ok());
+    ev.signals = catalog::lookup(&ev.service, &ev.action, ev.failed())
+        .ok_or(QuarantineReason::UnknownService)?;
     ev.workspace = workspace_of(ws);
     put(&mut ev.source_ip, ip);
     put(&mut ev.user_agent, ua);
@@ -290,12 +295,6 @@ fn normalize_audit(
             },
         );
     }
-    ev.status = raw
-        .response
-        .as_ref()
-        .and_then(|r| text(&r.status_code))
-        .and_then(|v| v.as_i64())
-        .and_then(|n| u16::try_from(n).ok());
 
     let empty = RawParams::default();
     let params = params.unwrap_or(&empty);
@@ -307,7 +306,6 @@ fn normalize_audit(
         }
     }
     set_params(ev, params);
-    ev.signals = catalog::classify(&ev.service, &ev.action, ev.failed());
     Ok(())
 }
 
