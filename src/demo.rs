@@ -36,8 +36,8 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         .collect();
     let opts = ReplayOptions {
         inputs: vec![dir.join(crate::generate::LOGS_DIR)],
-        alerts_out: Some(dir.join("alerts.jsonl")),
-        quarantine: Some(dir.join("quarantine.jsonl")),
+        alerts_out: keep.map(|d| d.join("alerts.jsonl")),
+        quarantine: keep.map(|d| d.join("quarantine.jsonl")),
         max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
         progress: true,
         parallel_decode: true,

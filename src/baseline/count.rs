@@ -45,18 +45,40 @@ impl Stat {
     }
 }
 
-/// What the model says about one observed count.
+/// The predictive distribution of a slot's next count. The mean is cheap;
+/// tail probabilities and intervals cost incomplete beta evaluations, so
+/// they are computed only when asked (a detector asks for the tail only
+/// when the count could alert, and for the interval only when it does).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CountScore {
-    /// P(X ≥ observed) under the predictive distribution.
-    pub p_value: f64,
+pub struct Prediction {
+    shape: f64,
+    rate: f64,
     /// Predictive mean.
     pub expected: f64,
-    /// Central 95% predictive interval.
-    pub low: f64,
-    pub high: f64,
     /// Discounted number of buckets behind the slot's rate.
     pub samples: f64,
+}
+
+impl Prediction {
+    fn distribution(&self) -> Option<NegativeBinomial> {
+        NegativeBinomial::new(self.shape.max(1e-6), self.rate / (self.rate + 1.0)).ok()
+    }
+
+    /// P(X ≥ observed).
+    pub fn p_value(&self, observed: u64) -> f64 {
+        match (observed, self.distribution()) {
+            (0, _) | (_, None) => 1.0,
+            (k, Some(nb)) => nb.sf(k - 1),
+        }
+    }
+
+    /// Central 95% predictive interval.
+    pub fn interval(&self) -> (f64, f64) {
+        match self.distribution() {
+            Some(nb) => (nb.inverse_cdf(0.025) as f64, nb.inverse_cdf(0.975) as f64),
+            None => (0.0, self.expected),
+        }
+    }
 }
 
 /// The per-principal seasonal count model.
@@ -102,31 +124,14 @@ impl SeasonalCounts {
         self.all.update(c, k.powf(1.0 / SLOTS as f32));
     }
 
-    /// Scores `observed` for `slot` without changing the model.
-    pub fn score(&self, slot: usize, observed: u64) -> CountScore {
+    /// The predictive distribution for `slot`, without changing the model.
+    pub fn predict(&self, slot: usize) -> Prediction {
         let (shape, rate) = self.posterior(slot);
-        let expected = shape / rate;
-        let samples = self.slots[slot].n as f64;
-        let Ok(nb) = NegativeBinomial::new(shape.max(1e-6), rate / (rate + 1.0)) else {
-            return CountScore {
-                p_value: 1.0,
-                expected,
-                low: 0.0,
-                high: expected,
-                samples,
-            };
-        };
-        let p_value = if observed == 0 {
-            1.0
-        } else {
-            nb.sf(observed - 1)
-        };
-        CountScore {
-            p_value,
-            expected,
-            low: nb.inverse_cdf(0.025) as f64,
-            high: nb.inverse_cdf(0.975) as f64,
-            samples,
+        Prediction {
+            shape,
+            rate,
+            expected: shape / rate,
+            samples: self.slots[slot].n as f64,
         }
     }
 }
@@ -151,23 +156,23 @@ mod tests {
             m.update(10, 20.0 + (day % 5) as f64, 0.95);
             m.update(3, 0.0, 0.95);
         }
-        let usual = m.score(10, 22);
-        assert!(usual.p_value > 0.1, "{usual:?}");
+        let usual = m.predict(10);
+        assert!(usual.p_value(22) > 0.1, "{usual:?}");
         assert!((usual.expected - 22.0).abs() < 3.0, "{usual:?}");
-        assert!(usual.low < 22.0 && usual.high > 22.0);
-        let burst = m.score(10, 200);
-        assert!(burst.p_value < 1e-10, "{burst:?}");
+        let (low, high) = usual.interval();
+        assert!(low < 22.0 && high > 22.0, "{low} {high}");
+        assert!(usual.p_value(200) < 1e-10);
         // The same 22 queries at 03:00, where there are usually none, is rare.
-        assert!(m.score(3, 22).p_value < 1e-6);
+        assert!(m.predict(3).p_value(22) < 1e-6);
         // A first Saturday at 10:00 leans on weekday 10:00, not on the night.
-        assert!(m.score(34, 22).p_value > 1e-3, "{:?}", m.score(34, 22));
-        assert!(m.score(27, 22).p_value < 1e-6, "{:?}", m.score(27, 22));
+        assert!(m.predict(34).p_value(22) > 1e-3, "{:?}", m.predict(34));
+        assert!(m.predict(27).p_value(22) < 1e-6, "{:?}", m.predict(27));
     }
 
     #[test]
     fn a_new_principal_is_not_certain_of_anything() {
         let m = SeasonalCounts::default();
-        assert!(m.score(0, 3).p_value > 0.01);
-        assert_eq!(m.score(0, 0).p_value, 1.0);
+        assert!(m.predict(0).p_value(3) > 0.01);
+        assert_eq!(m.predict(0).p_value(0), 1.0);
     }
 }

@@ -181,7 +181,13 @@ pub fn normalize(raw: &RawRecord<'_>, ev: &mut Event) -> Result<Shape, Quarantin
 fn text<'r>(t: &'r Text<'_>) -> Option<&'r Loose<'r>> {
     match t {
         Some(Loose::Null) | Some(Loose::Nested) | None => None,
-        Some(Loose::Str(s)) if s.trim().is_empty() => None,
+        // Checked byte-first: almost every value starts with a non-space.
+        Some(Loose::Str(s))
+            if s.as_bytes().first().is_none_or(|b| b.is_ascii_whitespace())
+                && s.trim().is_empty() =>
+        {
+            None
+        }
         Some(v) => Some(v),
     }
 }

@@ -211,7 +211,7 @@ impl CountDetector {
                 state.baseline.update(slot_of(t), 0.0, def.forgetting);
             }
         }
-        let score = state.baseline.score(slot, bucket.count);
+        let prediction = state.baseline.predict(slot);
         let peer = &peers_before[kind_index(state.kind)];
         let peer_value = (peer.n[slot] > 0.0).then(|| peer.sum[slot] / peer.n[slot]);
         state
@@ -224,10 +224,17 @@ impl CountDetector {
         self.stats.buckets_scored += 1;
 
         let end = start + def.bucket_ms;
-        let s = score_of(score.p_value);
-        let fires = s >= def.threshold
-            && bucket.count >= def.min_count
-            && bucket.count as f64 >= def.min_ratio * score.expected;
+        // The tail probability is only worth computing when the count is
+        // large enough, absolutely and relative to the expectation, to alert.
+        let could_fire = bucket.count >= def.min_count
+            && bucket.count as f64 >= def.min_ratio * prediction.expected;
+        let p_value = if could_fire {
+            prediction.p_value(bucket.count)
+        } else {
+            1.0
+        };
+        let s = score_of(p_value);
+        let fires = could_fire && s >= def.threshold;
         if fires {
             let age_ms = end - state.first_seen.0;
             if age_ms < def.min_history_ms {
@@ -243,6 +250,7 @@ impl CountDetector {
                 } else {
                     def.severity
                 };
+                let (low, high) = prediction.interval();
                 out.push(Alert {
                     schema_version: SCHEMA_VERSION,
                     alert_id: alert_id(&def.name, principal, start, &def.config_version),
@@ -252,11 +260,11 @@ impl CountDetector {
                     window_start: EventTime(start).to_string(),
                     window_end: EventTime(end).to_string(),
                     observed: bucket.count as f64,
-                    expected: round2(score.expected),
-                    expected_low: score.low,
-                    expected_high: score.high,
+                    expected: round2(prediction.expected),
+                    expected_low: low,
+                    expected_high: high,
                     score: s,
-                    p_value: score.p_value,
+                    p_value,
                     severity,
                     summary: summary(
                         def,
@@ -265,7 +273,8 @@ impl CountDetector {
                         start,
                         end,
                         bucket.count,
-                        &score,
+                        prediction.expected,
+                        (low, high),
                         age_ms,
                     ),
                     evidence: bucket.evidence[..bucket.evidence_len].to_vec(),
@@ -276,7 +285,7 @@ impl CountDetector {
                         signal: def.signal.name().to_owned(),
                         model: def.model.name().to_owned(),
                         baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
-                        baseline_samples: round2(score.samples),
+                        baseline_samples: round2(prediction.samples),
                         peer_value: peer_value.map(round2),
                         evidence_total: bucket.count,
                         config_version: def.config_version.clone(),
@@ -326,7 +335,8 @@ fn summary(
     start: i64,
     end: i64,
     count: u64,
-    score: &crate::baseline::count::CountScore,
+    expected: f64,
+    (low, high): (f64, f64),
     age_ms: i64,
 ) -> String {
     let t = EventTime(start);
@@ -345,7 +355,7 @@ fn summary(
         hhmm(end),
         &t.to_string()[..10]
     );
-    let ratio = count as f64 / score.expected.max(0.01);
+    let ratio = count as f64 / expected.max(0.01);
     let days = age_ms as f64 / (24.0 * MS_PER_HOUR as f64);
     format!(
         "{} {principal} had {} between {when}, about {:.0}× the {:.1} expected at that hour (95% range {:.0}–{:.0}), judged against {:.0} days of its own history.",
@@ -357,9 +367,9 @@ fn summary(
         },
         what(def, count),
         ratio,
-        score.expected,
-        score.low,
-        score.high,
+        expected,
+        low,
+        high,
         days
     )
 }

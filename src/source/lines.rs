@@ -121,11 +121,48 @@ impl JsonLines {
     }
 }
 
+/// Decodes one line (without its newline); `None` for a blank line.
+fn decode_line(line: &[u8], ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    Some(match decode::decode_json(line, ev) {
+        Ok(shape) => Record::Event(shape),
+        Err(reason) => {
+            raw.clear();
+            raw.extend_from_slice(line);
+            Record::Quarantined(reason)
+        }
+    })
+}
+
+impl JsonLines {
+    /// The common case: the whole next line is already in the read buffer,
+    /// and is decoded in place rather than copied out first.
+    fn next_in_buffer(&mut self, ev: &mut Event, raw: &mut Vec<u8>) -> Option<Option<Record>> {
+        let buf = self.reader.buffer();
+        let end = memchr::memchr(b'\n', buf)?;
+        if end > self.max_record {
+            return None; // The slow path refuses it without buffering.
+        }
+        let record = decode_line(&buf[..end], ev, raw);
+        self.reader.consume(end + 1);
+        self.line_no += 1;
+        Some(record)
+    }
+}
+
 impl RecordStream for JsonLines {
     fn next_record(&mut self, ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record> {
         loop {
             if self.failed {
                 return None;
+            }
+            match self.next_in_buffer(ev, raw) {
+                Some(Some(record)) => return Some(record),
+                Some(None) => continue,
+                None => {}
             }
             let outcome = match self.read_line() {
                 Ok(o) => o,
@@ -149,21 +186,12 @@ impl RecordStream for JsonLines {
                 }
                 Line::Ok => {}
             }
-            let mut line = self.line.as_slice();
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
+            let line = std::mem::take(&mut self.line);
+            let record = decode_line(&line, ev, raw);
+            self.line = line;
+            if let Some(record) = record {
+                return Some(record);
             }
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            return Some(match decode::decode_json(line, ev) {
-                Ok(shape) => Record::Event(shape),
-                Err(reason) => {
-                    raw.clear();
-                    raw.extend_from_slice(line);
-                    Record::Quarantined(reason)
-                }
-            });
         }
     }
 
