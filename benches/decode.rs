@@ -19,23 +19,13 @@ use std::hint::black_box;
 
 fn generated_lines() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = auditwatch::generate::GenerateConfig {
-        days: 7,
-        principals: 40,
-        seed: 1,
-        ..Default::default()
-    };
+    let cfg = auditwatch::generate::GenerateConfig { days: 7, principals: 40, seed: 1, ..Default::default() };
     auditwatch::generate::generate(&cfg, dir.path()).expect("generate");
-    let files =
-        auditwatch::source::files::discover(&[dir.path().join("logs/audit-logs")]).expect("files");
+    let files = auditwatch::source::files::discover(&[dir.path().join("logs/audit-logs")]).expect("files");
     let mut lines = Vec::new();
     for f in files {
         let text = std::fs::read(&f).expect("read");
-        lines.extend(
-            text.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
+        lines.extend(text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
     }
     lines.truncate(100_000);
     lines
@@ -44,17 +34,12 @@ fn generated_lines() -> Vec<Vec<u8>> {
 fn bench(c: &mut Criterion) {
     let lines = generated_lines();
     let bytes: usize = lines.iter().map(Vec::len).sum();
-    eprintln!(
-        "decode bench: {} lines, {:.0} bytes/line on average",
-        lines.len(),
-        bytes as f64 / lines.len() as f64
-    );
+    eprintln!("decode bench: {} lines, {:.0} bytes/line on average", lines.len(), bytes as f64 / lines.len() as f64);
     let mut g = c.benchmark_group("decode_delivered");
     g.sample_size(10);
-    for (name, unit) in [
-        ("events", Throughput::Elements(lines.len() as u64)),
-        ("bytes", Throughput::Bytes(bytes as u64)),
-    ] {
+    for (name, unit) in
+        [("events", Throughput::Elements(lines.len() as u64)), ("bytes", Throughput::Bytes(bytes as u64))]
+    {
         g.throughput(unit);
         g.bench_function(format!("serde_json_value/{name}"), |b| {
             b.iter(|| {

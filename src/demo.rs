@@ -12,28 +12,16 @@ use std::path::Path;
 pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(tmp.path());
-    let cfg = GenerateConfig {
-        days,
-        principals,
-        seed,
-        ..Default::default()
-    };
+    let cfg = GenerateConfig { days, principals, seed, ..Default::default() };
     println!(
         "auditwatch demo: generating {days} days of activity for {principals} principals (seed {seed}) in {}",
         dir.display()
     );
     let summary = generate(&cfg, dir)?;
-    println!(
-        "generated {} events with {} labelled incidents\n",
-        summary.total_events,
-        summary.incidents.len()
-    );
+    println!("generated {} events with {} labelled incidents\n", summary.total_events, summary.incidents.len());
 
     let definitions = crate::detect::definition::built_in()?;
-    let covered: Vec<String> = definitions
-        .iter()
-        .map(|d| d.signal.name().to_owned())
-        .collect();
+    let covered: Vec<String> = definitions.iter().map(|d| d.signal.name().to_owned()).collect();
     let opts = ReplayOptions {
         inputs: vec![dir.join(crate::generate::LOGS_DIR)],
         alerts_out: keep.map(|d| d.join("alerts.jsonl")),
@@ -61,19 +49,10 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         } else {
             "no detector for this signal yet"
         };
-        println!(
-            "  {:<8} {:<18} {:<40} {status}",
-            label.incident, label.signal, label.principal
-        );
+        println!("  {:<8} {:<18} {:<40} {status}", label.incident, label.signal, label.principal);
     }
     println!("\n== summary ==\n{}", report.stats.render(report.seconds));
-    println!(
-        "alerts written to {}",
-        opts.alerts_out
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    );
+    println!("alerts written to {}", opts.alerts_out.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
     if keep.is_none() {
         println!("(generated data removed; pass --keep DIR to keep it)");
     }

@@ -24,13 +24,8 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub const ALL: [Shape; 5] = [
-        Shape::AuditDelivery,
-        Shape::SystemAudit,
-        Shape::BillingUsage,
-        Shape::ListPrice,
-        Shape::JobRunTimeline,
-    ];
+    pub const ALL: [Shape; 5] =
+        [Shape::AuditDelivery, Shape::SystemAudit, Shape::BillingUsage, Shape::ListPrice, Shape::JobRunTimeline];
 
     /// Stable snake_case name used in summaries, metrics labels and files.
     pub fn name(self) -> &'static str {
@@ -55,9 +50,7 @@ impl fmt::Display for Shape {
 }
 
 /// What kind of identity a principal is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A person, named by email.
@@ -104,10 +97,8 @@ impl PrincipalKind {
 
 /// Names Databricks writes for its own actions (compared lowercase).
 fn is_system_name(name: &str) -> bool {
-    matches!(
-        name,
-        "system-user" | "system" | "unknown" | "databricks" | "unity catalog" | "system user"
-    ) || name.starts_with("system-")
+    matches!(name, "system-user" | "system" | "unknown" | "databricks" | "unity catalog" | "system user")
+        || name.starts_with("system-")
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -320,11 +311,7 @@ impl Event {
     /// The identity a cost or runtime is charged to: `run_as` when known,
     /// else the actor.
     pub fn charged_principal(&self) -> &str {
-        if self.run_as.is_empty() {
-            &self.principal
-        } else {
-            &self.run_as
-        }
+        if self.run_as.is_empty() { &self.principal } else { &self.run_as }
     }
 }
 
@@ -347,18 +334,9 @@ mod tests {
 
     #[test]
     fn principal_kinds() {
-        assert_eq!(
-            PrincipalKind::classify("ana@example.com"),
-            PrincipalKind::User
-        );
-        assert_eq!(
-            PrincipalKind::classify("6f1c2a3b-1234-4abc-9def-0123456789ab"),
-            PrincipalKind::ServicePrincipal
-        );
-        assert_eq!(
-            PrincipalKind::classify("system-user"),
-            PrincipalKind::System
-        );
+        assert_eq!(PrincipalKind::classify("ana@example.com"), PrincipalKind::User);
+        assert_eq!(PrincipalKind::classify("6f1c2a3b-1234-4abc-9def-0123456789ab"), PrincipalKind::ServicePrincipal);
+        assert_eq!(PrincipalKind::classify("system-user"), PrincipalKind::System);
         assert_eq!(PrincipalKind::classify(""), PrincipalKind::Unknown);
     }
 

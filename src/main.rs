@@ -115,17 +115,14 @@ enum Command {
 }
 
 fn parse_time(s: &str) -> Result<EventTime, String> {
-    EventTime::parse(s).map_err(|e| {
-        format!("{e}: `{s}`; use RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` (UTC) or epoch seconds/ms")
-    })
+    EventTime::parse(s)
+        .map_err(|e| format!("{e}: `{s}`; use RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` (UTC) or epoch seconds/ms"))
 }
 
 fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -140,8 +137,7 @@ fn load_definitions(files: &[PathBuf]) -> Result<Vec<definition::Definition>> {
     let mut defs = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         match definition::parse(&f.display().to_string(), &text) {
             Ok(d) => defs.push(d),
             Err(e) => errors.push(e.to_string()),
@@ -194,46 +190,19 @@ fn main() -> Result<()> {
             }
             print!("{}", report.stats.render(report.seconds));
         }
-        Command::Generate {
-            days,
-            principals,
-            seed,
-            gzip,
-            out,
-        } => {
-            let cfg = auditwatch::generate::GenerateConfig {
-                days,
-                principals,
-                seed,
-                gzip,
-                ..Default::default()
-            };
+        Command::Generate { days, principals, seed, gzip, out } => {
+            let cfg = auditwatch::generate::GenerateConfig { days, principals, seed, gzip, ..Default::default() };
             let summary = auditwatch::generate::generate(&cfg, &out)?;
-            println!(
-                "wrote {} events ({} bytes) to {}",
-                summary.total_events,
-                summary.bytes,
-                out.display()
-            );
+            println!("wrote {} events ({} bytes) to {}", summary.total_events, summary.bytes, out.display());
             for (kind, n) in &summary.events_by_file_kind {
                 println!("  {kind:<28} {n}");
             }
-            println!(
-                "{} labelled incidents in {}",
-                summary.incidents.len(),
-                out.join("labels.jsonl").display()
-            );
-            println!(
-                "replay with: auditwatch replay {}",
-                out.join(auditwatch::generate::LOGS_DIR).display()
-            );
+            println!("{} labelled incidents in {}", summary.incidents.len(), out.join("labels.jsonl").display());
+            println!("replay with: auditwatch replay {}", out.join(auditwatch::generate::LOGS_DIR).display());
         }
-        Command::Demo {
-            seed,
-            days,
-            principals,
-            keep,
-        } => auditwatch::demo::run(seed, days, principals, keep.as_deref())?,
+        Command::Demo { seed, days, principals, keep } => {
+            auditwatch::demo::run(seed, days, principals, keep.as_deref())?
+        }
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::sink::{AlertFile, QuarantineFile, SinkError};
 use crate::source::batched::Batched;
 use crate::source::files::{self, FileChain, SourceError};
 use crate::source::merge::{Merge, Merged};
-use crate::source::{Position, Record, RecordStream};
+use crate::source::{Position, RecordStream};
 use crate::state::Interner;
 use crate::telemetry::Stats;
 use crate::time::{EventTime, MS_PER_DAY};
@@ -86,12 +86,7 @@ impl Pipeline {
             watermark: Watermark::new(config.allowed_lateness_ms),
             prices: PriceBook::default(),
             runs: JobRuns::new(config.max_run_hours),
-            detectors: config
-                .definitions
-                .iter()
-                .cloned()
-                .map(CountDetector::new)
-                .collect(),
+            detectors: config.definitions.iter().cloned().map(CountDetector::new).collect(),
             stats: Stats::default(),
             since_expire: 0,
             config,
@@ -149,10 +144,7 @@ impl Pipeline {
             self.stats.job_runs_rebuilt += 1;
         }
         if shape == Shape::BillingUsage {
-            match self
-                .prices
-                .price(&ev.sku, ev.start.max(EventTime(ev.time.0 - 1)))
-            {
+            match self.prices.price(&ev.sku, ev.start.max(EventTime(ev.time.0 - 1))) {
                 Some(_) => self.stats.usage_priced += 1,
                 None => self.stats.usage_unpriced += 1,
             }
@@ -197,11 +189,7 @@ impl Pipeline {
             }
         }
         for a in &out[start..] {
-            *self
-                .stats
-                .alerts_by_detector
-                .entry(a.detector.clone())
-                .or_default() += 1;
+            *self.stats.alerts_by_detector.entry(a.detector.clone()).or_default() += 1;
         }
     }
 
@@ -254,63 +242,30 @@ pub struct ReplayReport {
     pub unreadable_files: Vec<String>,
 }
 
-/// Whether the first record of a file is a list price (reference data).
-fn is_price_stream(files: &[PathBuf], max_record: usize) -> bool {
-    let Some(first) = files.first() else {
-        return false;
-    };
-    let Ok(mut s) = files::open(first, max_record) else {
-        return false;
-    };
-    let (mut ev, mut raw) = (Event::default(), Vec::new());
-    matches!(
-        s.next_record(&mut ev, &mut raw),
-        Some(Record::Event(Shape::ListPrice))
-    )
-}
-
-/// Replays files through the pipeline. List-price streams are read first
-/// (they price everything after them); all other streams are merged by
-/// event time.
+/// Replays files through the pipeline. Files are grouped into streams by
+/// folder and by the shape of their first record; list-price streams are
+/// read first (they price everything after them), all other streams are
+/// merged by event time.
 pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let files = files::discover(&opts.inputs)?;
-    let total_bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let groups = files::group_streams(files);
-    let (prices, others): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .partition(|g| is_price_stream(g, opts.max_record_bytes));
+    let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let groups = files::group_streams(files, opts.max_record_bytes);
+    let (prices, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.shape == Some(Shape::ListPrice));
 
     let mut pipeline = Pipeline::new(config);
-    let mut quarantine = opts
-        .quarantine
-        .as_deref()
-        .map(QuarantineFile::create)
-        .transpose()?;
-    let mut sink = opts
-        .alerts_out
-        .as_deref()
-        .map(AlertFile::create)
-        .transpose()?;
+    let mut quarantine = opts.quarantine.as_deref().map(QuarantineFile::create).transpose()?;
+    let mut sink = opts.alerts_out.as_deref().map(AlertFile::create).transpose()?;
     let mut alerts = Vec::new();
     let mut all_alerts = Vec::new();
     let progress = progress_bar(opts.progress, total_bytes);
 
-    let chains = |groups: Vec<Vec<PathBuf>>| -> Vec<Box<dyn RecordStream + Send>> {
+    let chains = |groups: Vec<files::StreamFiles>| -> Vec<Box<dyn RecordStream + Send>> {
         groups
             .into_iter()
             .map(|g| {
-                let chain: Box<dyn RecordStream + Send> =
-                    Box::new(FileChain::new(g, opts.max_record_bytes));
-                if opts.parallel_decode {
-                    Batched::spawn(chain)
-                } else {
-                    chain
-                }
+                let chain: Box<dyn RecordStream + Send> = Box::new(FileChain::new(g.files, opts.max_record_bytes));
+                if opts.parallel_decode { Batched::spawn(chain) } else { chain }
             })
             .collect()
     };
@@ -326,22 +281,11 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
                     if pipeline.event(ev, &mut alerts) == Err(QuarantineReason::Duplicate)
                         && let Some(q) = quarantine.as_mut()
                     {
-                        let position = Position {
-                            origin: "dedup".into(),
-                            record: records,
-                        };
-                        q.write(
-                            QuarantineReason::Duplicate,
-                            &position,
-                            describe(ev).as_bytes(),
-                        )?;
+                        let position = Position { origin: "dedup".into(), record: records };
+                        q.write(QuarantineReason::Duplicate, &position, describe(ev).as_bytes())?;
                     }
                 }
-                Merged::Quarantined {
-                    reason,
-                    raw,
-                    position,
-                } => {
+                Merged::Quarantined { reason, raw, position } => {
                     pipeline.quarantined(reason);
                     if let Some(q) = quarantine.as_mut() {
                         q.write(reason, &position, raw)?;
@@ -353,10 +297,7 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
             }
             if records.is_multiple_of(16_384) {
                 progress.set_position(bytes_done + merge.bytes_read());
-                progress.set_message(format!(
-                    "{:.0} records/s",
-                    records as f64 / started.elapsed().as_secs_f64()
-                ));
+                progress.set_message(format!("{:.0} records/s", records as f64 / started.elapsed().as_secs_f64()));
             }
         }
         bytes_done += merge.bytes_read();
@@ -380,11 +321,7 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
     })
 }
 
-fn emit(
-    alerts: &mut Vec<Alert>,
-    sink: &mut Option<AlertFile>,
-    all: &mut Vec<Alert>,
-) -> Result<(), SinkError> {
+fn emit(alerts: &mut Vec<Alert>, sink: &mut Option<AlertFile>, all: &mut Vec<Alert>) -> Result<(), SinkError> {
     for a in alerts.drain(..) {
         if let Some(s) = sink.as_mut() {
             s.write(&a)?;
@@ -414,8 +351,10 @@ fn progress_bar(enabled: bool, total_bytes: u64) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(total_bytes);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }

@@ -42,11 +42,7 @@ impl EventTime {
 
     /// Checks the accepted range; see [`MIN_VALID`] and [`MAX_VALID`].
     pub fn checked(self) -> Result<Self, TimeError> {
-        if self < MIN_VALID || self >= MAX_VALID {
-            Err(TimeError::OutOfRange)
-        } else {
-            Ok(self)
-        }
+        if self < MIN_VALID || self >= MAX_VALID { Err(TimeError::OutOfRange) } else { Ok(self) }
     }
 
     /// Start of the bucket of `width_ms` that holds this time.
@@ -84,15 +80,9 @@ impl EventTime {
         // No offset: Databricks writes system-table timestamps in UTC.
         let civil = t
             .parse::<jiff::civil::DateTime>()
-            .or_else(|_| {
-                t.parse::<jiff::civil::Date>()
-                    .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-            })
+            .or_else(|_| t.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
             .map_err(|_| TimeError::Unparsable)?;
-        let ts = civil
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map_err(|_| TimeError::Unparsable)?
-            .timestamp();
+        let ts = civil.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| TimeError::Unparsable)?.timestamp();
         Ok(EventTime(ts.as_millisecond()))
     }
 }
@@ -126,28 +116,19 @@ mod tests {
         ] {
             assert_eq!(EventTime::parse(text), Ok(want), "{text}");
         }
-        assert_eq!(
-            EventTime::parse("2024-01-01"),
-            Ok(EventTime(1_704_067_200_000))
-        );
+        assert_eq!(EventTime::parse("2024-01-01"), Ok(EventTime(1_704_067_200_000)));
         assert_eq!(EventTime::parse("yesterday"), Err(TimeError::Unparsable));
     }
 
     #[test]
     fn formats_rfc3339_utc() {
-        assert_eq!(
-            EventTime(1_704_110_400_123).to_string(),
-            "2024-01-01T12:00:00.123Z"
-        );
+        assert_eq!(EventTime(1_704_110_400_123).to_string(), "2024-01-01T12:00:00.123Z");
     }
 
     #[test]
     fn range_rejects_1970_and_2999() {
         assert_eq!(EventTime(0).checked(), Err(TimeError::OutOfRange));
-        assert_eq!(
-            EventTime(32_503_680_000_000).checked(),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(EventTime(32_503_680_000_000).checked(), Err(TimeError::OutOfRange));
         assert!(EventTime(1_234_567_890_000).checked().is_ok());
     }
 

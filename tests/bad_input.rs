@@ -28,33 +28,17 @@ fn every_kind_of_bad_input_is_counted_and_quarantined() {
     bad(&mut f, "truncated", &good(t, "r2").as_bytes()[..80]);
     bad(&mut f, "malformed_json", b"this is not json");
     bad(&mut f, "not_an_object", b"[1,2,3]");
+    bad(&mut f, "invalid_utf8", b"{\"timestamp\":1704067200000,\"serviceName\":\"accounts\xff\xfe\"}");
     bad(
         &mut f,
-        "invalid_utf8",
-        b"{\"timestamp\":1704067200000,\"serviceName\":\"accounts\xff\xfe\"}",
+        "wrong_type",
+        br#"{"timestamp":1704067200000,"serviceName":"accounts","actionName":"login","userIdentity":["x"]}"#,
     );
-    bad(&mut f, "wrong_type", br#"{"timestamp":1704067200000,"serviceName":"accounts","actionName":"login","userIdentity":["x"]}"#);
-    bad(
-        &mut f,
-        "missing_field",
-        br#"{"timestamp":1704067200000,"serviceName":"accounts"}"#,
-    );
-    bad(
-        &mut f,
-        "missing_time",
-        br#"{"serviceName":"accounts","actionName":"login"}"#,
-    );
+    bad(&mut f, "missing_field", br#"{"timestamp":1704067200000,"serviceName":"accounts"}"#);
+    bad(&mut f, "missing_time", br#"{"serviceName":"accounts","actionName":"login"}"#);
     bad(&mut f, "time_out_of_range", good(0, "r3").as_bytes());
-    bad(
-        &mut f,
-        "time_out_of_range",
-        good(32_503_680_000_000, "r4").as_bytes(),
-    );
-    bad(
-        &mut f,
-        "unknown_service",
-        br#"{"timestamp":1704067200000,"serviceName":"teleporter","actionName":"beam"}"#,
-    );
+    bad(&mut f, "time_out_of_range", good(32_503_680_000_000, "r4").as_bytes());
+    bad(&mut f, "unknown_service", br#"{"timestamp":1704067200000,"serviceName":"teleporter","actionName":"beam"}"#);
     bad(&mut f, "unknown_shape", br#"{"hello":"world"}"#);
     let huge = format!(
         r#"{{"timestamp":1704067200000,"serviceName":"accounts","actionName":"login","pad":"{}"}}"#,
@@ -78,26 +62,15 @@ fn every_kind_of_bad_input_is_counted_and_quarantined() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 
     let mut got: BTreeMap<String, u64> = BTreeMap::new();
     for line in std::fs::read_to_string(&quarantine).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        *got.entry(v["reason"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-        assert!(
-            v.get("raw").is_some() || v.get("raw_hex").is_some(),
-            "{line}"
-        );
+        *got.entry(v["reason"].as_str().unwrap().to_owned()).or_default() += 1;
+        assert!(v.get("raw").is_some() || v.get("raw_hex").is_some(), "{line}");
         if v["reason"] == "too_large" {
-            assert!(
-                line.len() < 4096,
-                "a huge record is not copied whole into the quarantine file"
-            );
+            assert!(line.len() < 4096, "a huge record is not copied whole into the quarantine file");
         }
     }
     let want: BTreeMap<String, u64> = expect.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -105,15 +78,9 @@ fn every_kind_of_bad_input_is_counted_and_quarantined() {
     // The summary names every reason with its count, and the good events got through.
     for (reason, n) in &want {
         assert!(
-            stdout
-                .lines()
-                .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                    == [reason.as_str(), &n.to_string()]),
+            stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [reason.as_str(), &n.to_string()]),
             "{reason} {n} missing from:\n{stdout}"
         );
     }
-    assert!(
-        stdout.contains("audit_delivery                       2"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("audit_delivery                       2"), "{stdout}");
 }

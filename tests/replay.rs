@@ -6,25 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn auditwatch(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch")).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "auditwatch {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "auditwatch {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
 
 fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn t(s: &str) -> i64 {
@@ -36,50 +25,18 @@ fn replay_finds_the_injected_query_bursts_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    auditwatch(&[
-        "generate",
-        "--days",
-        "14",
-        "--principals",
-        "40",
-        "--seed",
-        "3",
-        "--out",
-        data_s,
-    ]);
+    auditwatch(&["generate", "--days", "14", "--principals", "40", "--seed", "3", "--out", data_s]);
 
     let a1 = dir.path().join("a1.jsonl");
     let a2 = dir.path().join("a2.jsonl");
-    let summary = auditwatch(&[
-        "replay",
-        data_s,
-        "--alerts-out",
-        a1.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    auditwatch(&[
-        "replay",
-        data_s,
-        "--alerts-out",
-        a2.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert_eq!(
-        std::fs::read(&a1).unwrap(),
-        std::fs::read(&a2).unwrap(),
-        "replaying twice must give identical bytes"
-    );
+    let summary = auditwatch(&["replay", data_s, "--alerts-out", a1.to_str().unwrap(), "--no-progress"]);
+    auditwatch(&["replay", data_s, "--alerts-out", a2.to_str().unwrap(), "--no-progress"]);
+    assert_eq!(std::fs::read(&a1).unwrap(), std::fs::read(&a2).unwrap(), "replaying twice must give identical bytes");
 
     let alerts = read_jsonl(&a1);
     let labels = read_jsonl(&data.join("labels.jsonl"));
-    let bursts: Vec<_> = labels
-        .iter()
-        .filter(|l| l["signal"] == "query_frequency")
-        .collect();
-    assert!(
-        !bursts.is_empty(),
-        "the generator injects at least one query burst"
-    );
+    let bursts: Vec<_> = labels.iter().filter(|l| l["signal"] == "query_frequency").collect();
+    assert!(!bursts.is_empty(), "the generator injects at least one query burst");
     for label in &bursts {
         let found = alerts.iter().any(|a| {
             a["principal"] == label["principal"]
@@ -87,10 +44,7 @@ fn replay_finds_the_injected_query_bursts_and_is_deterministic() {
                 && t(a["window_start"].as_str().unwrap()) < t(label["end"].as_str().unwrap())
                 && t(label["start"].as_str().unwrap()) < t(a["window_end"].as_str().unwrap())
         });
-        assert!(
-            found,
-            "incident not detected: {label}\nalerts: {alerts:#?}\n{summary}"
-        );
+        assert!(found, "incident not detected: {label}\nalerts: {alerts:#?}\n{summary}");
     }
     for a in &alerts {
         // Every alert explains itself.
@@ -107,33 +61,14 @@ fn replay_filters_by_principal_and_time() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    auditwatch(&[
-        "generate",
-        "--days",
-        "10",
-        "--principals",
-        "25",
-        "--seed",
-        "5",
-        "--out",
-        data_s,
-    ]);
+    auditwatch(&["generate", "--days", "10", "--principals", "25", "--seed", "5", "--out", data_s]);
     let labels = read_jsonl(&data.join("labels.jsonl"));
-    let burst = labels
-        .iter()
-        .find(|l| l["signal"] == "query_frequency")
-        .expect("a query burst");
+    let burst = labels.iter().find(|l| l["signal"] == "query_frequency").expect("a query burst");
     let who = burst["principal"].as_str().unwrap();
     let start = burst["start"].as_str().unwrap();
 
     let all = dir.path().join("all.jsonl");
-    auditwatch(&[
-        "replay",
-        data_s,
-        "--alerts-out",
-        all.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    auditwatch(&["replay", data_s, "--alerts-out", all.to_str().unwrap(), "--no-progress"]);
     let one = dir.path().join("one.jsonl");
     auditwatch(&[
         "replay",
@@ -147,11 +82,7 @@ fn replay_filters_by_principal_and_time() {
     let all = read_jsonl(&all);
     let one = read_jsonl(&one);
     // The principal's alerts do not depend on whether others are replayed.
-    let all_of_who: Vec<_> = all
-        .iter()
-        .filter(|a| a["principal"] == who)
-        .cloned()
-        .collect();
+    let all_of_who: Vec<_> = all.iter().filter(|a| a["principal"] == who).cloned().collect();
     assert!(!one.is_empty());
     assert_eq!(one, all_of_who);
 
@@ -168,20 +99,10 @@ fn replay_filters_by_principal_and_time() {
         "--no-progress",
     ]);
     let from = read_jsonl(&from);
-    assert!(
-        from.iter()
-            .all(|a| t(a["window_start"].as_str().unwrap()) >= day_before)
-    );
+    assert!(from.iter().all(|a| t(a["window_start"].as_str().unwrap()) >= day_before));
     assert!(from.iter().any(|a| a["principal"] == who));
-    let later: Vec<_> = all
-        .iter()
-        .filter(|a| t(a["window_start"].as_str().unwrap()) >= day_before)
-        .cloned()
-        .collect();
-    assert_eq!(
-        from, later,
-        "the same windows give the same alerts with or without --from"
-    );
+    let later: Vec<_> = all.iter().filter(|a| t(a["window_start"].as_str().unwrap()) >= day_before).cloned().collect();
+    assert_eq!(from, later, "the same windows give the same alerts with or without --from");
 }
 
 #[test]
@@ -189,53 +110,22 @@ fn parquet_alerts_are_readable_by_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    auditwatch(&[
-        "generate",
-        "--days",
-        "10",
-        "--principals",
-        "25",
-        "--seed",
-        "5",
-        "--out",
-        data_s,
-    ]);
+    auditwatch(&["generate", "--days", "10", "--principals", "25", "--seed", "5", "--out", data_s]);
     let jsonl = dir.path().join("alerts.jsonl");
     let parquet = dir.path().join("alerts.parquet");
-    auditwatch(&[
-        "replay",
-        data_s,
-        "--alerts-out",
-        jsonl.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    auditwatch(&[
-        "replay",
-        data_s,
-        "--alerts-out",
-        parquet.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    let want: Vec<String> = read_jsonl(&jsonl)
-        .iter()
-        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
-        .collect();
+    auditwatch(&["replay", data_s, "--alerts-out", jsonl.to_str().unwrap(), "--no-progress"]);
+    auditwatch(&["replay", data_s, "--alerts-out", parquet.to_str().unwrap(), "--no-progress"]);
+    let want: Vec<String> = read_jsonl(&jsonl).iter().map(|a| a["alert_id"].as_str().unwrap().to_owned()).collect();
     assert!(!want.is_empty());
 
     let script = format!(
         "import duckdb, json\nrows = duckdb.sql(\"select alert_id, detector, score, len(evidence), context_signal from read_parquet('{}')\").fetchall()\nprint(json.dumps([r[0] for r in rows]))\nassert all(r[1] == 'query_frequency' and 0 <= r[2] <= 100 and r[3] > 0 and r[4] == 'query_frequency' for r in rows)\n",
         parquet.display()
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No module named 'duckdb'")
-            && std::env::var_os("AUDITWATCH_REQUIRE_PYARROW").is_none()
-        {
+        if err.contains("No module named 'duckdb'") && std::env::var_os("AUDITWATCH_REQUIRE_PYARROW").is_none() {
             eprintln!("skipped: duckdb is not installed (scripts/test.sh installs it)");
             return;
         }

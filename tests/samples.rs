@@ -19,11 +19,7 @@ fn every_sample_event_decodes() {
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 3,
-        "expected the sample files in {}",
-        dir.display()
-    );
+    assert!(files.len() >= 3, "expected the sample files in {}", dir.display());
 
     let mut by_shape: BTreeMap<Shape, u64> = BTreeMap::new();
     let mut untimed = 0;
@@ -32,30 +28,19 @@ fn every_sample_event_decodes() {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let result = decode_json(line.as_bytes(), &mut ev);
             if name.contains("untimed") {
                 match result {
                     Err(QuarantineReason::MissingTime) => untimed += 1,
-                    other => failures.push(format!(
-                        "{name}:{}: expected missing_time, got {other:?}",
-                        i + 1
-                    )),
+                    other => failures.push(format!("{name}:{}: expected missing_time, got {other:?}", i + 1)),
                 }
                 continue;
             }
             match result {
                 Ok(shape) => {
                     *by_shape.entry(shape).or_default() += 1;
-                    assert!(
-                        !ev.service.is_empty() && !ev.action.is_empty(),
-                        "{name}:{}",
-                        i + 1
-                    );
+                    assert!(!ev.service.is_empty() && !ev.action.is_empty(), "{name}:{}", i + 1);
                 }
                 Err(reason) => failures.push(format!("{name}:{}: {reason}: {line}", i + 1)),
             }
@@ -66,12 +51,7 @@ fn every_sample_event_decodes() {
         println!("  {:<24} {n}", shape.name());
     }
     println!("  quarantined missing_time {untimed}");
-    assert!(
-        failures.is_empty(),
-        "{} sample events did not decode:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} sample events did not decode:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(by_shape.get(&Shape::AuditDelivery), Some(&141));
     assert_eq!(untimed, 27);
 }
@@ -79,8 +59,7 @@ fn every_sample_event_decodes() {
 #[test]
 fn sample_principals_are_classified() {
     use auditwatch::event::PrincipalKind;
-    let text =
-        std::fs::read_to_string(samples_dir().join("azure-sentinel-audit-delivery.jsonl")).unwrap();
+    let text = std::fs::read_to_string(samples_dir().join("azure-sentinel-audit-delivery.jsonl")).unwrap();
     let mut ev = Event::default();
     let mut kinds = Vec::new();
     for line in text.lines() {

@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How urgent an alert is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -92,19 +90,9 @@ pub struct Alert {
 /// The alert id: the first 128 bits of SHA-256 over detector, principal,
 /// window start (ms) and config version, hex. The same input always gives
 /// the same id, in replay and live.
-pub fn alert_id(
-    detector: &str,
-    principal: &str,
-    window_start_ms: i64,
-    config_version: &str,
-) -> String {
+pub fn alert_id(detector: &str, principal: &str, window_start_ms: i64, config_version: &str) -> String {
     let mut h = Sha256::new();
-    for part in [
-        detector.as_bytes(),
-        principal.as_bytes(),
-        &window_start_ms.to_be_bytes(),
-        config_version.as_bytes(),
-    ] {
+    for part in [detector.as_bytes(), principal.as_bytes(), &window_start_ms.to_be_bytes(), config_version.as_bytes()] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }

@@ -90,10 +90,7 @@ pub struct SeasonalCounts {
 
 impl Default for SeasonalCounts {
     fn default() -> Self {
-        SeasonalCounts {
-            slots: [Stat::default(); SLOTS],
-            all: Stat::default(),
-        }
+        SeasonalCounts { slots: [Stat::default(); SLOTS], all: Stat::default() }
     }
 }
 
@@ -127,12 +124,7 @@ impl SeasonalCounts {
     /// The predictive distribution for `slot`, without changing the model.
     pub fn predict(&self, slot: usize) -> Prediction {
         let (shape, rate) = self.posterior(slot);
-        Prediction {
-            shape,
-            rate,
-            expected: shape / rate,
-            samples: self.slots[slot].n as f64,
-        }
+        Prediction { shape, rate, expected: shape / rate, samples: self.slots[slot].n as f64 }
     }
 }
 

@@ -94,10 +94,7 @@ fn eq(a: &str, b: &str) -> bool {
 
 fn contains_ci(haystack: &str, needle: &str) -> bool {
     haystack.len() >= needle.len()
-        && haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        && haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Group-membership and admin-role actions (accounts, groups, workspace).
@@ -121,38 +118,26 @@ const MEMBERSHIP_ACTIONS: &[&str] = &[
 /// matching "finish" events are not counted, so a query counts once).
 fn is_query(service: &str, action: &str) -> bool {
     (eq(service, "databrickssql")
-        && [
-            "commandSubmit",
-            "executeAdhocQuery",
-            "executeSavedQuery",
-            "executeFastQuery",
-        ]
-        .iter()
-        .any(|a| eq(action, a)))
+        && ["commandSubmit", "executeAdhocQuery", "executeSavedQuery", "executeFastQuery"]
+            .iter()
+            .any(|a| eq(action, a)))
         || (eq(service, "notebook") && eq(action, "runCommand"))
         || (eq(service, "jobs") && eq(action, "runCommand"))
 }
 
 fn is_permission_change(service: &str, action: &str) -> bool {
     let reads = ["get", "list", "check", "search"];
-    if reads
-        .iter()
-        .any(|p| action.len() > p.len() && action[..p.len()].eq_ignore_ascii_case(p))
-    {
+    if reads.iter().any(|p| action.len() > p.len() && action[..p.len()].eq_ignore_ascii_case(p)) {
         return false;
     }
     MEMBERSHIP_ACTIONS.iter().any(|a| eq(action, a))
-        || (eq(service, "unityCatalog")
-            || eq(service, "sqlPermissions")
-            || eq(service, "accountsAccessControl"))
+        || (eq(service, "unityCatalog") || eq(service, "sqlPermissions") || eq(service, "accountsAccessControl"))
             && (contains_ci(action, "permission")
                 || contains_ci(action, "grant")
                 || contains_ci(action, "revoke")
                 || contains_ci(action, "owner"))
         || contains_ci(action, "acl")
-            && (contains_ci(action, "change")
-                || contains_ci(action, "update")
-                || contains_ci(action, "set"))
+            && (contains_ci(action, "change") || contains_ci(action, "update") || contains_ci(action, "set"))
         || contains_ci(action, "changeOwner")
         || contains_ci(action, "transferObjectOwnership")
         || (eq(service, "databrickssql") && eq(action, "changePermissions"))
@@ -164,15 +149,9 @@ pub fn is_login(action: &str) -> bool {
 }
 
 fn is_token_creation(action: &str) -> bool {
-    [
-        "generateDbToken",
-        "createToken",
-        "createOboToken",
-        "createServicePrincipalSecret",
-        "createPersonalAccessToken",
-    ]
-    .iter()
-    .any(|a| eq(action, a))
+    ["generateDbToken", "createToken", "createOboToken", "createServicePrincipalSecret", "createPersonalAccessToken"]
+        .iter()
+        .any(|a| eq(action, a))
 }
 
 fn is_download(action: &str) -> bool {
@@ -245,15 +224,7 @@ pub fn lookup(service: &str, action: &str, failed: bool) -> Option<Signals> {
 pub fn run_phase(action: &str) -> RunPhase {
     if eq(action, "runStart") {
         RunPhase::Start
-    } else if [
-        "runSucceeded",
-        "runFailed",
-        "runCancelled",
-        "runCanceled",
-        "runTimedOut",
-    ]
-    .iter()
-    .any(|a| eq(action, a))
+    } else if ["runSucceeded", "runFailed", "runCancelled", "runCanceled", "runTimedOut"].iter().any(|a| eq(action, a))
     {
         RunPhase::End
     } else {
@@ -289,25 +260,17 @@ mod tests {
     #[test]
     fn query_events_count_once() {
         assert!(classify("databrickssql", "commandSubmit", false).contains(Signal::QueryFrequency));
-        assert!(
-            !classify("databrickssql", "commandFinish", false).contains(Signal::QueryFrequency)
-        );
+        assert!(!classify("databrickssql", "commandFinish", false).contains(Signal::QueryFrequency));
         assert!(classify("notebook", "runCommand", false).contains(Signal::QueryFrequency));
     }
 
     #[test]
     fn permission_changes_exclude_reads() {
-        assert!(
-            classify("unityCatalog", "updatePermissions", false).contains(Signal::PermissionChange)
-        );
+        assert!(classify("unityCatalog", "updatePermissions", false).contains(Signal::PermissionChange));
         assert!(classify("unityCatalog", "grant", false).contains(Signal::PermissionChange));
-        assert!(
-            classify("accounts", "addPrincipalToGroup", false).contains(Signal::PermissionChange)
-        );
+        assert!(classify("accounts", "addPrincipalToGroup", false).contains(Signal::PermissionChange));
         assert!(classify("clusters", "changeClusterAcl", false).contains(Signal::PermissionChange));
-        assert!(
-            !classify("unityCatalog", "getPermissions", false).contains(Signal::PermissionChange)
-        );
+        assert!(!classify("unityCatalog", "getPermissions", false).contains(Signal::PermissionChange));
         assert!(!classify("unityCatalog", "grant", true).contains(Signal::PermissionChange));
     }
 
@@ -324,14 +287,8 @@ mod tests {
     #[test]
     fn cached_lookup_agrees_with_classify() {
         for _ in 0..2 {
-            assert_eq!(
-                lookup("accounts", "login", true),
-                Some(classify("accounts", "login", true))
-            );
-            assert_eq!(
-                lookup("accounts", "login", false),
-                Some(classify("accounts", "login", false))
-            );
+            assert_eq!(lookup("accounts", "login", true), Some(classify("accounts", "login", true)));
+            assert_eq!(lookup("accounts", "login", false), Some(classify("accounts", "login", false)));
             assert_eq!(lookup("teleporter", "beam", false), None);
         }
     }

@@ -24,10 +24,7 @@ pub struct Dedup {
 impl Dedup {
     /// Remembers ids for `window_hours` of event time (at least 1).
     pub fn new(window_hours: i64) -> Self {
-        Dedup {
-            generations: VecDeque::new(),
-            window_hours: window_hours.max(1),
-        }
+        Dedup { generations: VecDeque::new(), window_hours: window_hours.max(1) }
     }
 
     /// Returns `true` when `ev` repeats a record already seen in the window.
@@ -60,11 +57,7 @@ impl Dedup {
                 set.insert(key);
             }
             None => {
-                let pos = self
-                    .generations
-                    .iter()
-                    .position(|g| g.0 > hour)
-                    .unwrap_or(self.generations.len());
+                let pos = self.generations.iter().position(|g| g.0 > hour).unwrap_or(self.generations.len());
                 let mut set = FxHashSet::default();
                 set.insert(key);
                 self.generations.insert(pos, (hour, set));
@@ -81,12 +74,7 @@ mod tests {
     use crate::time::EventTime;
 
     fn ev(id: &str, ms: i64) -> Event {
-        Event {
-            shape: Some(Shape::AuditDelivery),
-            id: id.into(),
-            time: EventTime(ms),
-            ..Event::default()
-        }
+        Event { shape: Some(Shape::AuditDelivery), id: id.into(), time: EventTime(ms), ..Event::default() }
     }
 
     #[test]
@@ -95,10 +83,7 @@ mod tests {
         let t = 1_704_067_200_000;
         assert!(!d.is_duplicate(&ev("r1", t)));
         assert!(d.is_duplicate(&ev("r1", t)));
-        assert!(
-            !d.is_duplicate(&ev("r1", t + 1)),
-            "same id at another time is another event"
-        );
+        assert!(!d.is_duplicate(&ev("r1", t + 1)), "same id at another time is another event");
         assert!(!d.is_duplicate(&ev("", t)));
         assert!(!d.is_duplicate(&ev("", t)), "no id, never a duplicate");
         // Five hours later the first hour has been forgotten.

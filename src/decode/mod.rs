@@ -153,10 +153,7 @@ pub fn detect_shape(raw: &RawRecord<'_>) -> Option<Shape> {
         Some(Shape::BillingUsage)
     } else if raw.pricing.is_some() || raw.price_start_time.is_some() {
         Some(Shape::ListPrice)
-    } else if raw.period_start_time.is_some()
-        || raw.period_end_time.is_some()
-        || raw.run_id.is_some()
-    {
+    } else if raw.period_start_time.is_some() || raw.period_end_time.is_some() || raw.run_id.is_some() {
         Some(Shape::JobRunTimeline)
     } else {
         None
@@ -182,10 +179,7 @@ fn text<'r>(t: &'r Text<'_>) -> Option<&'r Loose<'r>> {
     match t {
         Some(Loose::Null) | Some(Loose::Nested) | None => None,
         // Checked byte-first: almost every value starts with a non-space.
-        Some(Loose::Str(s))
-            if s.as_bytes().first().is_none_or(|b| b.is_ascii_whitespace())
-                && s.trim().is_empty() =>
-        {
+        Some(Loose::Str(s)) if s.as_bytes().first().is_none_or(|b| b.is_ascii_whitespace()) && s.trim().is_empty() => {
             None
         }
         Some(v) => Some(v),
@@ -203,11 +197,7 @@ fn put(dst: &mut String, t: &Text<'_>) -> bool {
 }
 
 fn first<'r>(candidates: &[&'r Text<'r>]) -> &'r Text<'r> {
-    candidates
-        .iter()
-        .copied()
-        .find(|t| text(t).is_some())
-        .unwrap_or(&None)
+    candidates.iter().copied().find(|t| text(t).is_some()).unwrap_or(&None)
 }
 
 /// Event time from an epoch-ms number or any textual form [`EventTime::parse`] reads.
@@ -231,10 +221,7 @@ fn optional_time(t: &Text<'_>) -> Result<EventTime, QuarantineReason> {
 }
 
 fn workspace_of(t: &Text<'_>) -> u64 {
-    text(t)
-        .and_then(|v| v.as_i64())
-        .map(|n| n.max(0) as u64)
-        .unwrap_or(0)
+    text(t).and_then(|v| v.as_i64()).map(|n| n.max(0) as u64).unwrap_or(0)
 }
 
 fn set_principal_from(dst: &mut String, t: &Text<'_>) {
@@ -243,11 +230,7 @@ fn set_principal_from(dst: &mut String, t: &Text<'_>) {
     }
 }
 
-fn normalize_audit(
-    raw: &RawRecord<'_>,
-    shape: Shape,
-    ev: &mut Event,
-) -> Result<(), QuarantineReason> {
+fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
     let delivered = shape == Shape::AuditDelivery;
     let (service, action, ws, ip, ua, identity, params) = if delivered {
         (
@@ -273,33 +256,21 @@ fn normalize_audit(
     if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
         return Err(QuarantineReason::MissingField);
     }
-    ev.time = time_of(if delivered {
-        &raw.timestamp
-    } else {
-        &raw.event_time
-    })?;
+    ev.time = time_of(if delivered { &raw.timestamp } else { &raw.event_time })?;
     ev.status = raw
         .response
         .as_ref()
         .and_then(|r| text(&r.status_code))
         .and_then(|v| v.as_i64())
         .and_then(|n| u16::try_from(n).ok());
-    ev.signals = catalog::lookup(&ev.service, &ev.action, ev.failed())
-        .ok_or(QuarantineReason::UnknownService)?;
+    ev.signals = catalog::lookup(&ev.service, &ev.action, ev.failed()).ok_or(QuarantineReason::UnknownService)?;
     ev.workspace = workspace_of(ws);
     put(&mut ev.source_ip, ip);
     put(&mut ev.user_agent, ua);
     // The event id is unique per event in system tables; delivered logs
     // only have the request id.
     if !put(&mut ev.id, &raw.event_id) {
-        put(
-            &mut ev.id,
-            if delivered {
-                &raw.request_id_camel
-            } else {
-                &raw.request_id
-            },
-        );
+        put(&mut ev.id, if delivered { &raw.request_id_camel } else { &raw.request_id });
     }
 
     let empty = RawParams::default();
@@ -328,12 +299,7 @@ fn set_actor(ev: &mut Event, identity: Option<&RawIdentity<'_>>, params: &RawPar
     set_principal_from(&mut ev.target, named_user);
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
     let is_login = ev.action.to_ascii_lowercase().contains("login");
-    if is_login
-        && matches!(
-            ev.principal_kind,
-            PrincipalKind::Unknown | PrincipalKind::System
-        )
-        && !ev.target.is_empty()
+    if is_login && matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System) && !ev.target.is_empty()
     {
         ev.principal.clone_from(&ev.target);
         ev.principal_kind = PrincipalKind::classify(&ev.principal);
@@ -370,8 +336,7 @@ fn set_params(ev: &mut Event, p: &RawParams<'_>) {
         put(&mut ev.run_id, &p.run_id);
         ev.run_phase = catalog::run_phase(&ev.action);
         if ev.run_phase == RunPhase::End && !put(&mut ev.run_result, &p.job_terminal_state) {
-            ev.run_result
-                .push_str(catalog::run_result_of_action(&ev.action));
+            ev.run_result.push_str(catalog::run_result_of_action(&ev.action));
         }
     }
 }
@@ -382,20 +347,14 @@ fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
     }
     ev.amount = match text(&raw.usage_quantity) {
         None => return Err(QuarantineReason::MissingField),
-        Some(v) => v
-            .as_f64()
-            .filter(|q| q.is_finite())
-            .ok_or(QuarantineReason::WrongType)?,
+        Some(v) => v.as_f64().filter(|q| q.is_finite()).ok_or(QuarantineReason::WrongType)?,
     };
     ev.time = time_of(&raw.usage_end_time)?;
     ev.start = optional_time(&raw.usage_start_time)?;
     ev.workspace = workspace_of(&raw.workspace_id);
     put(&mut ev.id, &raw.record_id);
     if let Some(meta) = &raw.identity_metadata {
-        set_principal_from(
-            &mut ev.principal,
-            first(&[&meta.run_as, &meta.owned_by, &meta.created_by]),
-        );
+        set_principal_from(&mut ev.principal, first(&[&meta.run_as, &meta.owned_by, &meta.created_by]));
     }
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
     if let Some(m) = &raw.usage_metadata {
@@ -403,14 +362,7 @@ fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
         put(&mut ev.run_id, &m.job_run_id);
         put(
             &mut ev.securable,
-            first(&[
-                &m.job_id,
-                &m.warehouse_id,
-                &m.dlt_pipeline_id,
-                &m.endpoint_name,
-                &m.notebook_id,
-                &m.cluster_id,
-            ]),
+            first(&[&m.job_id, &m.warehouse_id, &m.dlt_pipeline_id, &m.endpoint_name, &m.notebook_id, &m.cluster_id]),
         );
     }
     ev.service.push_str("billing");
@@ -423,15 +375,8 @@ fn normalize_price(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
     if !put(&mut ev.sku, &raw.sku_name) {
         return Err(QuarantineReason::MissingField);
     }
-    let price = raw
-        .pricing
-        .as_ref()
-        .and_then(|p| text(&p.default))
-        .ok_or(QuarantineReason::MissingField)?;
-    ev.amount = price
-        .as_f64()
-        .filter(|p| p.is_finite() && *p >= 0.0)
-        .ok_or(QuarantineReason::WrongType)?;
+    let price = raw.pricing.as_ref().and_then(|p| text(&p.default)).ok_or(QuarantineReason::MissingField)?;
+    ev.amount = price.as_f64().filter(|p| p.is_finite() && *p >= 0.0).ok_or(QuarantineReason::WrongType)?;
     ev.time = time_of(&raw.price_start_time)?;
     ev.start = ev.time;
     ev.end = optional_time(&raw.price_end_time)?;
@@ -449,11 +394,7 @@ fn normalize_run_timeline(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Qua
     ev.end = ev.time;
     ev.workspace = workspace_of(&raw.workspace_id);
     // A long run is split into hourly slices; only the last has a result.
-    ev.run_phase = if put(&mut ev.run_result, &raw.result_state) {
-        RunPhase::Complete
-    } else {
-        RunPhase::Start
-    };
+    ev.run_phase = if put(&mut ev.run_result, &raw.result_state) { RunPhase::Complete } else { RunPhase::Start };
     ev.securable.push_str(&ev.job_id);
     ev.id.push_str(&ev.run_id);
     ev.id.push('@');

@@ -98,9 +98,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                 Ok(Loose::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v)
-                    .map(Loose::Int)
-                    .unwrap_or(Loose::Float(v as f64)))
+                Ok(i64::try_from(v).map(Loose::Int).unwrap_or(Loose::Float(v as f64)))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Ok(Loose::Float(v))

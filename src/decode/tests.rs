@@ -44,18 +44,8 @@ fn billing_usage_price_and_timeline_rows() {
     )
     .unwrap();
     assert_eq!(usage.shape, Some(Shape::BillingUsage));
-    assert_eq!(
-        (
-            usage.amount,
-            usage.principal.as_str(),
-            usage.job_id.as_str()
-        ),
-        (3.5, "etl@x.com", "77")
-    );
-    assert_eq!(
-        usage.time,
-        EventTime::parse("2024-01-01T11:00:00Z").unwrap()
-    );
+    assert_eq!((usage.amount, usage.principal.as_str(), usage.job_id.as_str()), (3.5, "etl@x.com", "77"));
+    assert_eq!(usage.time, EventTime::parse("2024-01-01T11:00:00Z").unwrap());
 
     let price = decode(
         r#"{"price_start_time":"2023-01-01T00:00:00Z","price_end_time":null,"sku_name":"PREMIUM_JOBS_COMPUTE","currency_code":"USD","pricing":{"default":"0.15"}}"#,
@@ -89,10 +79,7 @@ fn jobs_events_rebuild_runs() {
         r#"{"timestamp":1704067200000,"serviceName":"jobs","actionName":"runFailed","userIdentity":{"email":"etl@x.com"},"requestParams":{"jobId":"5","runId":"11"}}"#,
     )
     .unwrap();
-    assert_eq!(
-        (ev.job_id.as_str(), ev.run_id.as_str(), ev.run_phase),
-        ("5", "11", RunPhase::End)
-    );
+    assert_eq!((ev.job_id.as_str(), ev.run_id.as_str(), ev.run_phase), ("5", "11", RunPhase::End));
     assert_eq!(ev.run_result, "FAILED");
 }
 
@@ -103,24 +90,31 @@ fn each_bad_input_has_its_reason() {
         (br#"{"timestamp":1704067200000,"serviceName":"acc"#, QuarantineReason::Truncated),
         (b"not json", QuarantineReason::MalformedJson),
         (b"[1,2,3]", QuarantineReason::NotAnObject),
-        (br#"{"timestamp":1704067200000,"serviceName":"accounts","actionName":"login","userIdentity":"oops"}"#, QuarantineReason::WrongType),
+        (
+            br#"{"timestamp":1704067200000,"serviceName":"accounts","actionName":"login","userIdentity":"oops"}"#,
+            QuarantineReason::WrongType,
+        ),
         (br#"{"hello":"world"}"#, QuarantineReason::UnknownShape),
         (br#"{"serviceName":"accounts","actionName":"login"}"#, QuarantineReason::MissingTime),
         (br#"{"timestamp":"next tuesday","serviceName":"accounts","actionName":"login"}"#, QuarantineReason::BadTime),
         (br#"{"timestamp":0,"serviceName":"accounts","actionName":"login"}"#, QuarantineReason::TimeOutOfRange),
-        (br#"{"timestamp":32503680000000,"serviceName":"accounts","actionName":"login"}"#, QuarantineReason::TimeOutOfRange),
+        (
+            br#"{"timestamp":32503680000000,"serviceName":"accounts","actionName":"login"}"#,
+            QuarantineReason::TimeOutOfRange,
+        ),
         (br#"{"timestamp":1704067200000,"serviceName":"accounts"}"#, QuarantineReason::MissingField),
-        (br#"{"timestamp":1704067200000,"serviceName":"madeUpService","actionName":"x"}"#, QuarantineReason::UnknownService),
-        (br#"{"sku_name":"X","usage_end_time":"2024-01-01T00:00:00Z","usage_quantity":"lots"}"#, QuarantineReason::WrongType),
+        (
+            br#"{"timestamp":1704067200000,"serviceName":"madeUpService","actionName":"x"}"#,
+            QuarantineReason::UnknownService,
+        ),
+        (
+            br#"{"sku_name":"X","usage_end_time":"2024-01-01T00:00:00Z","usage_quantity":"lots"}"#,
+            QuarantineReason::WrongType,
+        ),
     ];
     for (input, want) in cases {
         let mut ev = Event::default();
-        assert_eq!(
-            decode_json(input, &mut ev),
-            Err(*want),
-            "{}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(decode_json(input, &mut ev), Err(*want), "{}", String::from_utf8_lossy(input));
     }
 }
 

@@ -54,10 +54,7 @@ struct Peers {
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers {
-            sum: [0.0; SLOTS],
-            n: [0.0; SLOTS],
-        }
+        Peers { sum: [0.0; SLOTS], n: [0.0; SLOTS] }
     }
 }
 
@@ -191,11 +188,7 @@ impl CountDetector {
         out: &mut Vec<Alert>,
     ) {
         let def = &self.def;
-        let Some(state) = self
-            .principals
-            .get_mut(id.0 as usize)
-            .and_then(|s| s.as_mut())
-        else {
+        let Some(state) = self.principals.get_mut(id.0 as usize).and_then(|s| s.as_mut()) else {
             return;
         };
         let Some(pos) = state.open.iter().position(|b| b.start == start) else {
@@ -214,9 +207,7 @@ impl CountDetector {
         let prediction = state.baseline.predict(slot);
         let peer = &peers_before[kind_index(state.kind)];
         let peer_value = (peer.n[slot] > 0.0).then(|| peer.sum[slot] / peer.n[slot]);
-        state
-            .baseline
-            .update(slot, bucket.count as f64, def.forgetting);
+        state.baseline.update(slot, bucket.count as f64, def.forgetting);
         state.last_closed = Some(start);
         let p = &mut self.peers[kind_index(state.kind)];
         p.sum[slot] = p.sum[slot] * def.forgetting + bucket.count as f64;
@@ -226,13 +217,8 @@ impl CountDetector {
         let end = start + def.bucket_ms;
         // The tail probability is only worth computing when the count is
         // large enough, absolutely and relative to the expectation, to alert.
-        let could_fire = bucket.count >= def.min_count
-            && bucket.count as f64 >= def.min_ratio * prediction.expected;
-        let p_value = if could_fire {
-            prediction.p_value(bucket.count)
-        } else {
-            1.0
-        };
+        let could_fire = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * prediction.expected;
+        let p_value = if could_fire { prediction.p_value(bucket.count) } else { 1.0 };
         let s = score_of(p_value);
         let fires = could_fire && s >= def.threshold;
         if fires {
@@ -245,11 +231,7 @@ impl CountDetector {
                 state.suppressed_until = end + def.suppress_ms;
                 self.stats.alerts += 1;
                 let principal = names.name(id);
-                let severity = if s >= def.high_score {
-                    def.severity.max(Severity::High)
-                } else {
-                    def.severity
-                };
+                let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
                 let (low, high) = prediction.interval();
                 out.push(Alert {
                     schema_version: SCHEMA_VERSION,
@@ -340,21 +322,8 @@ fn summary(
     age_ms: i64,
 ) -> String {
     let t = EventTime(start);
-    let day = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ][t.day_of_week() as usize];
-    let when = format!(
-        "{}–{} UTC on {day} {}",
-        hhmm(start),
-        hhmm(end),
-        &t.to_string()[..10]
-    );
+    let day = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][t.day_of_week() as usize];
+    let when = format!("{}–{} UTC on {day} {}", hhmm(start), hhmm(end), &t.to_string()[..10]);
     let ratio = count as f64 / expected.max(0.01);
     let days = age_ms as f64 / (24.0 * MS_PER_HOUR as f64);
     format!(
@@ -412,11 +381,7 @@ mod tests {
                 let k = per_hour(day, hour);
                 for i in 0..k {
                     n += 1;
-                    let ev = query(
-                        "ana@x",
-                        start + (i as i64 * MS_PER_HOUR) / k as i64,
-                        &format!("r{n}"),
-                    );
+                    let ev = query("ana@x", start + (i as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
                     d.observe(id, &ev, EventTime(ev.time.0 - 15 * 60_000));
                     d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &mut out);
                 }
@@ -428,11 +393,7 @@ mod tests {
 
     fn office(day: i64, hour: i64) -> u64 {
         let weekend = day % 7 >= 5;
-        if !weekend && (9..17).contains(&hour) {
-            6 + ((day * 7 + hour) % 5) as u64
-        } else {
-            0
-        }
+        if !weekend && (9..17).contains(&hour) { 6 + ((day * 7 + hour) % 5) as u64 } else { 0 }
     }
 
     #[test]
@@ -444,13 +405,7 @@ mod tests {
 
     #[test]
     fn a_night_burst_is_caught_and_explained() {
-        let (alerts, _) = run(21, |day, hour| {
-            if day == 10 && hour == 2 {
-                300
-            } else {
-                office(day, hour)
-            }
-        });
+        let (alerts, _) = run(21, |day, hour| if day == 10 && hour == 2 { 300 } else { office(day, hour) });
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         let a = &alerts[0];
         assert_eq!(a.principal, "ana@x");
@@ -459,18 +414,17 @@ mod tests {
         assert!(a.score >= 90 && a.severity == Severity::High, "{a:#?}");
         assert_eq!(a.evidence.len(), 10);
         assert_eq!(a.context.evidence_total, 300);
-        assert!(a.summary.starts_with("User ana@x had 300 queries and commands between 02:00–03:00 UTC on Thursday 2024-01-11"), "{}", a.summary);
+        assert!(
+            a.summary
+                .starts_with("User ana@x had 300 queries and commands between 02:00–03:00 UTC on Thursday 2024-01-11"),
+            "{}",
+            a.summary
+        );
     }
 
     #[test]
     fn no_alert_before_the_baseline_is_old_enough() {
-        let (alerts, stats) = run(5, |day, hour| {
-            if day == 1 && hour == 2 {
-                300
-            } else {
-                office(day, hour)
-            }
-        });
+        let (alerts, stats) = run(5, |day, hour| if day == 1 && hour == 2 { 300 } else { office(day, hour) });
         assert!(alerts.is_empty());
         assert_eq!(stats.too_young, 1);
     }
@@ -484,11 +438,7 @@ mod tests {
         let t0 = 1_704_067_200_000;
         d.observe(id, &query("ana@x", t0, "a"), EventTime(t0));
         d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &mut out);
-        d.observe(
-            id,
-            &query("ana@x", t0 + 10, "b"),
-            EventTime(t0 + 2 * MS_PER_HOUR),
-        );
+        d.observe(id, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
         assert_eq!(d.stats.late, 1);
         assert_eq!(d.stats.buckets_scored, 1);
     }
@@ -496,10 +446,6 @@ mod tests {
     #[test]
     fn state_per_principal_is_small() {
         // The goal is at most 2 KiB per principal and signal.
-        assert!(
-            CountDetector::bytes_per_principal() < 1024,
-            "{}",
-            CountDetector::bytes_per_principal()
-        );
+        assert!(CountDetector::bytes_per_principal() < 1024, "{}", CountDetector::bytes_per_principal());
     }
 }

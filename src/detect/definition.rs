@@ -11,10 +11,8 @@ use serde::Deserialize;
 
 /// The definitions shipped in `models/`, compiled in so that the binary
 /// works with no files around it.
-pub const BUILT_IN: &[(&str, &str)] = &[(
-    "models/query_frequency.toml",
-    include_str!("../../models/query_frequency.toml"),
-)];
+pub const BUILT_IN: &[(&str, &str)] =
+    &[("models/query_frequency.toml", include_str!("../../models/query_frequency.toml"))];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,28 +78,18 @@ pub struct DefinitionError {
 
 /// Parses and validates one definition file's text.
 pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
-    let fail = |problems: Vec<String>| DefinitionError {
-        file: file.to_owned(),
-        problems,
-    };
-    let raw: RawDefinition =
-        toml::from_str(text).map_err(|e| fail(vec![e.message().to_owned()]))?;
+    let fail = |problems: Vec<String>| DefinitionError { file: file.to_owned(), problems };
+    let raw: RawDefinition = toml::from_str(text).map_err(|e| fail(vec![e.message().to_owned()]))?;
     let mut problems = Vec::new();
     let signal = Signal::from_name(&raw.signal);
     if signal.is_none() {
         let allowed: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
-        problems.push(format!(
-            "key `signal`: `{}` is not a signal; allowed: {}",
-            raw.signal,
-            allowed.join(", ")
-        ));
+        problems.push(format!("key `signal`: `{}` is not a signal; allowed: {}", raw.signal, allowed.join(", ")));
     }
     let model = match raw.model.as_str() {
         "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
         other => {
-            problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson"
-            ));
+            problems.push(format!("key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson"));
             None
         }
     };
@@ -112,9 +100,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "high" => Some(Severity::High),
         "critical" => Some(Severity::Critical),
         other => {
-            problems.push(format!(
-                "key `severity`: `{other}`; allowed: info, low, medium, high, critical"
-            ));
+            problems.push(format!("key `severity`: `{other}`; allowed: info, low, medium, high, critical"));
             None
         }
     };
@@ -125,10 +111,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         ));
     }
     if !(raw.forgetting > 0.0 && raw.forgetting <= 1.0) {
-        problems.push(format!(
-            "key `forgetting`: {}; allowed: 0 < forgetting ≤ 1",
-            raw.forgetting
-        ));
+        problems.push(format!("key `forgetting`: {}; allowed: 0 < forgetting ≤ 1", raw.forgetting));
     }
     for (key, v) in [("threshold", raw.threshold), ("high_score", raw.high_score)] {
         if v > 100 {
@@ -136,27 +119,13 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         }
     }
     if !(raw.min_ratio.is_finite() && raw.min_ratio >= 0.0) {
-        problems.push(format!(
-            "key `min_ratio`: {}; allowed: a number ≥ 0",
-            raw.min_ratio
-        ));
+        problems.push(format!("key `min_ratio`: {}; allowed: a number ≥ 0", raw.min_ratio));
     }
-    if raw.name.is_empty()
-        || !raw
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        problems.push(format!(
-            "key `name`: `{}`; allowed: lowercase letters, digits and _",
-            raw.name
-        ));
+    if raw.name.is_empty() || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        problems.push(format!("key `name`: `{}`; allowed: lowercase letters, digits and _", raw.name));
     }
     if raw.evidence_limit > 1000 {
-        problems.push(format!(
-            "key `evidence_limit`: {}; allowed: 0..=1000",
-            raw.evidence_limit
-        ));
+        problems.push(format!("key `evidence_limit`: {}; allowed: 0..=1000", raw.evidence_limit));
     }
     if !problems.is_empty() {
         return Err(fail(problems));
@@ -182,10 +151,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
 
 /// The built-in definitions.
 pub fn built_in() -> Result<Vec<Definition>, DefinitionError> {
-    BUILT_IN
-        .iter()
-        .map(|(file, text)| parse(file, text))
-        .collect()
+    BUILT_IN.iter().map(|(file, text)| parse(file, text)).collect()
 }
 
 #[cfg(test)]
@@ -209,10 +175,7 @@ mod tests {
         assert_eq!(err.problems.len(), 2, "{err}");
         let msg = err.to_string();
         assert!(msg.starts_with("models/x.toml: "), "{msg}");
-        assert!(
-            msg.contains("key `signal`: `vibes`") && msg.contains("allowed: query_frequency"),
-            "{msg}"
-        );
+        assert!(msg.contains("key `signal`: `vibes`") && msg.contains("allowed: query_frequency"), "{msg}");
         assert!(msg.contains("key `forgetting`"), "{msg}");
     }
 

@@ -27,10 +27,7 @@ pub struct Watermark {
 
 impl Watermark {
     pub fn new(lateness_ms: i64) -> Self {
-        Watermark {
-            max_seen: None,
-            lateness_ms,
-        }
+        Watermark { max_seen: None, lateness_ms }
     }
 
     pub fn observe(&mut self, t: EventTime) {
@@ -39,7 +36,6 @@ impl Watermark {
 
     /// Everything before this time is complete.
     pub fn current(&self) -> EventTime {
-        self.max_seen
-            .map_or(EventTime(i64::MIN), |m| EventTime(m.0 - self.lateness_ms))
+        self.max_seen.map_or(EventTime(i64::MIN), |m| EventTime(m.0 - self.lateness_ms))
     }
 }

@@ -38,13 +38,7 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        GenerateConfig {
-            days: 14,
-            principals: 50,
-            seed: 1,
-            start: EventTime(1_704_067_200_000),
-            gzip: false,
-        }
+        GenerateConfig { days: 14, principals: 50, seed: 1, start: EventTime(1_704_067_200_000), gzip: false }
     }
 }
 
@@ -75,16 +69,9 @@ pub struct GenerateSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: line {line}: {message}")]
-    Labels {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Labels { path: PathBuf, line: usize, message: String },
     #[error("nothing to generate: days and principals must be at least 1")]
     Empty,
 }
@@ -147,54 +134,19 @@ struct Job {
 /// What happened; rendered per shape by `write`.
 #[derive(Debug, Clone)]
 enum Act {
-    Query {
-        warehouse: u32,
-        command: u64,
-    },
-    QueryFinish {
-        warehouse: u32,
-        command: u64,
-    },
-    Notebook {
-        notebook: u64,
-        command: u64,
-    },
-    ReadTable {
-        table: &'static str,
-    },
-    Login {
-        method: &'static str,
-        failed: bool,
-        user: usize,
-    },
-    Token {
-        lifetime_days: u32,
-    },
-    Secret {
-        scope: &'static str,
-        key: &'static str,
-    },
-    Grant {
-        table: &'static str,
-        grantee: usize,
-    },
-    GroupAdd {
-        member: usize,
-        group: &'static str,
-    },
+    Query { warehouse: u32, command: u64 },
+    QueryFinish { warehouse: u32, command: u64 },
+    Notebook { notebook: u64, command: u64 },
+    ReadTable { table: &'static str },
+    Login { method: &'static str, failed: bool, user: usize },
+    Token { lifetime_days: u32 },
+    Secret { scope: &'static str, key: &'static str },
+    Grant { table: &'static str, grantee: usize },
+    GroupAdd { member: usize, group: &'static str },
     Download,
-    ClusterStart {
-        cluster: u32,
-    },
-    RunStart {
-        job: u64,
-        run: u64,
-    },
-    RunEnd {
-        job: u64,
-        run: u64,
-        failed: bool,
-    },
+    ClusterStart { cluster: u32 },
+    RunStart { job: u64, run: u64 },
+    RunEnd { job: u64, run: u64, failed: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -239,54 +191,36 @@ const TABLES: &[&str] = &[
     "main.ml.features",
 ];
 const GROUPS: &[&str] = &["analysts", "data-engineers", "finance", "ml-team"];
-const SECRETS: &[(&str, &str)] = &[
-    ("etl", "warehouse-password"),
-    ("etl", "s3-key"),
-    ("ml", "api-token"),
-    ("bi", "dashboard-key"),
-];
+const SECRETS: &[(&str, &str)] =
+    &[("etl", "warehouse-password"), ("etl", "s3-key"), ("ml", "api-token"), ("bi", "dashboard-key")];
 const FIRST: &[&str] = &[
-    "ana", "ben", "chloe", "dev", "elena", "farid", "grace", "hiro", "ines", "jonas", "kira",
-    "liam", "maya", "noah", "olga", "pablo", "quinn", "rosa", "sam", "tara", "umar", "vera", "wei",
-    "xena", "yusuf", "zoe",
+    "ana", "ben", "chloe", "dev", "elena", "farid", "grace", "hiro", "ines", "jonas", "kira", "liam", "maya", "noah",
+    "olga", "pablo", "quinn", "rosa", "sam", "tara", "umar", "vera", "wei", "xena", "yusuf", "zoe",
 ];
 const LAST: &[&str] = &[
-    "silva", "meyer", "okafor", "tanaka", "rossi", "novak", "haddad", "kumar", "larsen", "moreau",
-    "garcia", "smith", "cohen", "ivanova",
+    "silva", "meyer", "okafor", "tanaka", "rossi", "novak", "haddad", "kumar", "larsen", "moreau", "garcia", "smith",
+    "cohen", "ivanova",
 ];
 const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 Version/17.2 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
 ];
-const SDKS: &[&str] = &[
-    "databricks-sdk-py/0.18.0",
-    "Databricks-Jobs/1.0",
-    "databricks-cli/0.212.0",
-    "dbt-databricks/1.7.3",
-];
+const SDKS: &[&str] =
+    &["databricks-sdk-py/0.18.0", "Databricks-Jobs/1.0", "databricks-cli/0.212.0", "dbt-databricks/1.7.3"];
 
 /// Poisson draw; a zero or negative mean gives 0.
 fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
     if mean <= 0.0 {
         return 0;
     }
-    Poisson::new(mean)
-        .map(|d| d.sample(rng) as u64)
-        .unwrap_or(0)
+    Poisson::new(mean).map(|d| d.sample(rng) as u64).unwrap_or(0)
 }
 
 fn uuid(rng: &mut ChaCha8Rng) -> String {
     let v: u128 = rng.random();
     let h = format!("{v:032x}");
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -315,28 +249,14 @@ impl World {
         for i in 0..n {
             let human = i >= n_sp;
             let name = if human {
-                format!(
-                    "{}.{}{}@acme.example",
-                    FIRST[i % FIRST.len()],
-                    LAST[(i / FIRST.len() + i * 7) % LAST.len()],
-                    i
-                )
+                format!("{}.{}{}@acme.example", FIRST[i % FIRST.len()], LAST[(i / FIRST.len() + i * 7) % LAST.len()], i)
             } else {
                 uuid(&mut rng)
             };
-            let workspace = if rng.random_bool(0.3) {
-                WORKSPACE_B
-            } else {
-                WORKSPACE_A
-            };
+            let workspace = if rng.random_bool(0.3) { WORKSPACE_B } else { WORKSPACE_A };
             let ips = (0..rng.random_range(1..=3))
                 .map(|_| {
-                    format!(
-                        "10.{}.{}.{}",
-                        rng.random_range(0..32),
-                        rng.random_range(0..255),
-                        rng.random_range(1..255)
-                    )
+                    format!("10.{}.{}.{}", rng.random_range(0..32), rng.random_range(0..255), rng.random_range(1..255))
                 })
                 .collect();
             let start_hour = rng.random_range(7..=10);
@@ -349,27 +269,11 @@ impl World {
                 tz: tzs[rng.random_range(0..tzs.len())],
                 work: (start_hour, start_hour + rng.random_range(8..=10)),
                 queries: if human { q } else { 0.0 },
-                notebook: if human && rng.random_bool(0.4) {
-                    activity.sample(&mut rng) * 0.6
-                } else {
-                    0.0
-                },
-                reads: if human {
-                    0.8 + rng.random::<f64>()
-                } else {
-                    0.0
-                },
+                notebook: if human && rng.random_bool(0.4) { activity.sample(&mut rng) * 0.6 } else { 0.0 },
+                reads: if human { 0.8 + rng.random::<f64>() } else { 0.0 },
                 grants: if human && i % 9 == 0 { 0.4 } else { 0.0 },
-                downloads: if human {
-                    0.05 + 0.15 * rng.random::<f64>()
-                } else {
-                    0.0
-                },
-                first_day: if joins_late {
-                    rng.random_range(3..=(cfg.days as i64 / 2).max(3))
-                } else {
-                    0
-                },
+                downloads: if human { 0.05 + 0.15 * rng.random::<f64>() } else { 0.0 },
+                first_day: if joins_late { rng.random_range(3..=(cfg.days as i64 / 2).max(3)) } else { 0 },
                 monday_report: human && i % 7 == 2,
                 growth: if human && i % 5 == 1 { 0.6 } else { 0.0 },
                 ips,
@@ -391,29 +295,16 @@ impl World {
                     workspace: p.workspace,
                     every_hours,
                     minute: rng.random_range(0..60),
-                    runtime_s: 120.0
-                        + rng.random::<f64>() * if every_hours >= 6 { 3000.0 } else { 900.0 },
+                    runtime_s: 120.0 + rng.random::<f64>() * if every_hours >= 6 { 3000.0 } else { 900.0 },
                     dbu_per_hour: 2.0 + rng.random::<f64>() * 10.0,
                     // Nightly batches run a lot of SQL, steadily: a hard negative.
-                    queries_per_run: if every_hours == 24 {
-                        rng.random_range(50..200)
-                    } else {
-                        rng.random_range(0..6)
-                    },
+                    queries_per_run: if every_hours == 24 { rng.random_range(50..200) } else { rng.random_range(0..6) },
                 });
             }
         }
         // A public holiday: the first weekday of the second week.
         let holiday = if cfg.days >= 10 { 8 } else { -1 };
-        World {
-            cfg: cfg.clone(),
-            rng,
-            people,
-            jobs,
-            holiday,
-            labels: Vec::new(),
-            busy: Vec::new(),
-        }
+        World { cfg: cfg.clone(), rng, people, jobs, holiday, labels: Vec::new(), busy: Vec::new() }
     }
 
     fn day_start(&self, day: i64) -> i64 {
@@ -442,19 +333,13 @@ impl World {
         let lunch = if h == 12 { 0.5 } else { 1.0 };
         let morning = if h == p.work.0 { 0.6 } else { 1.0 };
         let growth = 1.0 + p.growth * day as f64 / self.cfg.days.max(1) as f64;
-        let monday = if p.monday_report && dow == 0 && h == 9 {
-            3.0
-        } else {
-            1.0
-        };
+        let monday = if p.monday_report && dow == 0 && h == 9 { 3.0 } else { 1.0 };
         lunch * morning * growth * monday
     }
 
     /// A principal free of incidents in [start, end).
     fn free(&self, who: usize, start: i64, end: i64) -> bool {
-        !self.busy.iter().any(|(w, s, e)| {
-            *w == who && *s < end + 6 * MS_PER_HOUR && start < *e + 6 * MS_PER_HOUR
-        })
+        !self.busy.iter().any(|(w, s, e)| *w == who && *s < end + 6 * MS_PER_HOUR && start < *e + 6 * MS_PER_HOUR)
     }
 
     fn label(&mut self, who: usize, signal: &str, start: i64, end: i64, description: String) {
@@ -476,17 +361,14 @@ impl World {
     fn pick(&mut self, human: bool, ok: impl Fn(&Principal) -> bool) -> Option<usize> {
         let n = self.people.len();
         let from = self.rng.random_range(0..n);
-        (0..n).map(|k| (from + k) % n).find(|&i| {
-            self.people[i].human == human && self.people[i].first_day == 0 && ok(&self.people[i])
-        })
+        (0..n)
+            .map(|k| (from + k) % n)
+            .find(|&i| self.people[i].human == human && self.people[i].first_day == 0 && ok(&self.people[i]))
     }
 
     /// Draws (principal, hour start) with `draw` until the principal is free
     /// of other incidents around that hour; gives up after a few tries.
-    fn place(
-        &mut self,
-        mut draw: impl FnMut(&mut World) -> Option<(usize, i64)>,
-    ) -> Option<(usize, i64)> {
+    fn place(&mut self, mut draw: impl FnMut(&mut World) -> Option<(usize, i64)>) -> Option<(usize, i64)> {
         for _ in 0..32 {
             if let Some((who, start)) = draw(self)
                 && self.free(who, start, start + MS_PER_HOUR)
@@ -499,9 +381,7 @@ impl World {
 
     fn incident_day(&mut self) -> i64 {
         let days = self.cfg.days as i64;
-        self.rng
-            .random_range(5.min(days - 1)..days.max(6) - 1)
-            .clamp(0, days - 1)
+        self.rng.random_range(5.min(days - 1)..days.max(6) - 1).clamp(0, days - 1)
     }
 }
 
@@ -546,21 +426,10 @@ fn push(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act) {
     // Delivery disorder: up to five minutes.
     let order = time + w.rng.random_range(0..5 * MS_PER_MINUTE);
     let ip = w.rng.random_range(0..w.people[who].ips.len());
-    recs[day as usize].push(Rec {
-        time,
-        order,
-        who,
-        ip,
-        act,
-    });
+    recs[day as usize].push(Rec { time, order, who, ip, act });
 }
 
-fn simulate_people(
-    w: &mut World,
-    recs: &mut [Vec<Rec>],
-    usage: &mut Vec<Usage>,
-    ids: &mut Counter,
-) {
+fn simulate_people(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, ids: &mut Counter) {
     let days = w.cfg.days as i64;
     for who in 0..w.people.len() {
         if !w.people[who].human {
@@ -580,30 +449,10 @@ fn simulate_people(
                 let at = |w: &mut World| t0 + w.rng.random_range(0..MS_PER_HOUR);
                 if active_hours == 1 {
                     let t = at(w);
-                    push(
-                        w,
-                        recs,
-                        who,
-                        t,
-                        Act::Login {
-                            method: "samlLogin",
-                            failed: false,
-                            user: who,
-                        },
-                    );
+                    push(w, recs, who, t, Act::Login { method: "samlLogin", failed: false, user: who });
                     if w.rng.random_bool(0.01) {
                         // A mistyped password now and then.
-                        push(
-                            w,
-                            recs,
-                            who,
-                            t - 30_000,
-                            Act::Login {
-                                method: "login",
-                                failed: true,
-                                user: who,
-                            },
-                        );
+                        push(w, recs, who, t - 30_000, Act::Login { method: "login", failed: true, user: who });
                     }
                 }
                 for _ in 0..poisson(&mut w.rng, p.queries * r) {
@@ -616,16 +465,7 @@ fn simulate_people(
                 for _ in 0..poisson(&mut w.rng, p.notebook * r) {
                     let t = at(w);
                     let command = ids.next();
-                    push(
-                        w,
-                        recs,
-                        who,
-                        t,
-                        Act::Notebook {
-                            notebook: 1000 + who as u64,
-                            command,
-                        },
-                    );
+                    push(w, recs, who, t, Act::Notebook { notebook: 1000 + who as u64, command });
                 }
                 for _ in 0..poisson(&mut w.rng, p.reads * r) {
                     let t = at(w);
@@ -709,9 +549,7 @@ fn simulate_jobs(
         while t < end_all {
             let hour_index = (t - w.cfg.start.0) / MS_PER_HOUR;
             if hour_index % job.every_hours == 0 {
-                let noise = LogNormal::new(0.0, 0.15)
-                    .expect("valid lognormal")
-                    .sample(&mut w.rng);
+                let noise = LogNormal::new(0.0, 0.15).expect("valid lognormal").sample(&mut w.rng);
                 let runtime = (job.runtime_s * noise * 1000.0) as i64;
                 run_job(w, recs, usage, slices, ids, &job, t, runtime, 1.0);
             }
@@ -738,30 +576,14 @@ fn run_job(
     let who = job.owner;
     if job.workspace == WORKSPACE_A {
         push(w, recs, who, start, Act::RunStart { job: job.id, run });
-        push(
-            w,
-            recs,
-            who,
-            end,
-            Act::RunEnd {
-                job: job.id,
-                run,
-                failed,
-            },
-        );
+        push(w, recs, who, end, Act::RunEnd { job: job.id, run, failed });
     } else {
         // Workspace B reports runs in job_run_timeline, one slice per hour.
         let mut s = start;
         while s < end {
             let e = (s.div_euclid(MS_PER_HOUR) + 1) * MS_PER_HOUR;
             let e = e.min(end);
-            slices.push(RunSlice {
-                job: job.id,
-                run,
-                start: s,
-                end: e,
-                result: (e == end).then_some(!failed),
-            });
+            slices.push(RunSlice { job: job.id, run, start: s, end: e, result: (e == end).then_some(!failed) });
             s = e;
         }
     }
@@ -772,16 +594,7 @@ fn run_job(
     for _ in 0..job.queries_per_run {
         let t = start + w.rng.random_range(0..runtime_ms.max(1));
         let command = ids.next();
-        push(
-            w,
-            recs,
-            who,
-            t,
-            Act::Query {
-                warehouse: 9,
-                command,
-            },
-        );
+        push(w, recs, who, t, Act::Query { warehouse: 9, command });
     }
     // Billing: one row per hour the run touches.
     let mut s = start;
@@ -822,16 +635,7 @@ fn inject_query_burst(w: &mut World, recs: &mut [Vec<Rec>], ids: &mut Counter) {
         for _ in 0..per_hour {
             let t = start + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
             let command = ids.next();
-            push(
-                w,
-                recs,
-                who,
-                t,
-                Act::Query {
-                    warehouse: 3,
-                    command,
-                },
-            );
+            push(w, recs, who, t, Act::Query { warehouse: 3, command });
         }
     }
     let description = format!(
@@ -841,13 +645,7 @@ fn inject_query_burst(w: &mut World, recs: &mut [Vec<Rec>], ids: &mut Counter) {
     w.label(who, "query_frequency", start, end, description);
 }
 
-fn inject(
-    w: &mut World,
-    recs: &mut [Vec<Rec>],
-    usage: &mut Vec<Usage>,
-    slices: &mut Vec<RunSlice>,
-    ids: &mut Counter,
-) {
+fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: &mut Vec<RunSlice>, ids: &mut Counter) {
     let bursts = (w.cfg.principals as usize / 40).max(1);
     for _ in 0..bursts {
         inject_query_burst(w, recs, ids);
@@ -863,24 +661,13 @@ fn inject(
             let grantee = w.rng.random_range(0..w.people.len());
             if w.rng.random_bool(0.3) {
                 let group = GROUPS[w.rng.random_range(0..GROUPS.len())];
-                push(
-                    w,
-                    recs,
-                    who,
-                    t,
-                    Act::GroupAdd {
-                        member: grantee,
-                        group,
-                    },
-                );
+                push(w, recs, who, t, Act::GroupAdd { member: grantee, group });
             } else {
                 push(w, recs, who, t, Act::Grant { table, grantee });
             }
         }
-        let d = format!(
-            "{} made {n} grants and group changes in one hour; they normally make none",
-            w.people[who].name
-        );
+        let d =
+            format!("{} made {n} grants and group changes in one hour; they normally make none", w.people[who].name);
         w.label(who, "permission_change", start, start + MS_PER_HOUR, d);
     }
     // A job run far longer than usual.
@@ -931,31 +718,15 @@ fn inject(
     let spray = w.place(|w| {
         let who = w.pick(true, |_| true)?;
         let day = w.incident_day();
-        Some((
-            who,
-            w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR,
-        ))
+        Some((who, w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR))
     });
     if let Some((who, start)) = spray {
         let n = w.rng.random_range(30..60);
         for _ in 0..n {
             let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            push(
-                w,
-                recs,
-                who,
-                t,
-                Act::Login {
-                    method: "login",
-                    failed: true,
-                    user: who,
-                },
-            );
+            push(w, recs, who, t, Act::Login { method: "login", failed: true, user: who });
         }
-        let d = format!(
-            "{n} failed logins against {} in one hour",
-            w.people[who].name
-        );
+        let d = format!("{n} failed logins against {} in one hour", w.people[who].name);
         w.label(who, "failed_login", start, start + MS_PER_HOUR, d);
     }
     // Tokens with long lifetimes, by someone who never makes tokens.
@@ -977,23 +748,13 @@ fn inject(
             100,
             "secret reads",
         ),
-        (
-            "data_download",
-            |_| Act::Download,
-            20,
-            40,
-            "downloads and exports of query results",
-        ),
+        ("data_download", |_| Act::Download, 20, 40, "downloads and exports of query results"),
     ];
     for (signal, make, lo, hi, what) in simple {
         let placed = w.place(|w| {
             let who = w.pick(true, |_| true)?;
             let day = w.incident_day();
-            Some((
-                who,
-                w.day_start(day)
-                    + (w.people[who].work.0 + 2 - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR,
-            ))
+            Some((who, w.day_start(day) + (w.people[who].work.0 + 2 - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR))
         });
         let Some((who, start)) = placed else { continue };
         let n = w.rng.random_range(lo..hi);
@@ -1013,10 +774,7 @@ type Simple = (&'static str, fn(&mut World) -> Act, u64, u64, &'static str);
 
 /// Reads a labels file written by [`generate`].
 pub fn read_labels(path: &Path) -> Result<Vec<Label>, GenerateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| GenerateError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| GenerateError::Io { path: path.into(), source })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -4,8 +4,8 @@
 //! directly instead of through a JSON tree: a million events take seconds.
 
 use super::{
-    ACCOUNT_ID, Act, GenerateError, GenerateSummary, LOGS_DIR, Rec, RunSlice, Usage, WORKSPACE_A,
-    WORKSPACE_B, World, rfc3339, uuid,
+    ACCOUNT_ID, Act, GenerateError, GenerateSummary, LOGS_DIR, Rec, RunSlice, Usage, WORKSPACE_A, WORKSPACE_B, World,
+    rfc3339, uuid,
 };
 use crate::time::{EventTime, MS_PER_DAY};
 use std::fmt::Write as _;
@@ -24,29 +24,15 @@ struct Out {
 impl Out {
     fn create(path: PathBuf, gzip: bool) -> Result<Out, GenerateError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| GenerateError::Io {
-                path: dir.into(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| GenerateError::Io { path: dir.into(), source })?;
         }
-        let f = File::create(&path).map_err(|source| GenerateError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let f = File::create(&path).map_err(|source| GenerateError::Io { path: path.clone(), source })?;
         let w: Box<dyn Write> = if gzip {
-            Box::new(flate2::write::GzEncoder::new(
-                BufWriter::new(f),
-                flate2::Compression::fast(),
-            ))
+            Box::new(flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::fast()))
         } else {
             Box::new(BufWriter::new(f))
         };
-        Ok(Out {
-            path,
-            w,
-            bytes: 0,
-            lines: 0,
-        })
+        Ok(Out { path, w, bytes: 0, lines: 0 })
     }
 
     fn line(&mut self, s: &str) -> Result<(), GenerateError> {
@@ -56,17 +42,11 @@ impl Out {
         self.w
             .write_all(s.as_bytes())
             .and_then(|_| self.w.write_all(b"\n"))
-            .map_err(|source| GenerateError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| GenerateError::Io { path: self.path.clone(), source })
     }
 
     fn finish(mut self) -> Result<(u64, u64), GenerateError> {
-        self.w.flush().map_err(|source| GenerateError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.w.flush().map_err(|source| GenerateError::Io { path: self.path.clone(), source })?;
         Ok((self.lines, self.bytes))
     }
 }
@@ -115,32 +95,15 @@ fn parts(w: &World, r: &Rec) -> Parts {
             true,
             false,
         ),
-        Act::ReadTable { table } => (
-            "unityCatalog",
-            "getTable",
-            format!(r#""full_name_arg":"{table}""#),
-            200,
-            true,
-            false,
-        ),
-        Act::Login {
-            method,
-            failed,
-            user,
-        } => {
-            let m = if *method == "samlLogin" {
-                "SAML"
-            } else {
-                "password"
-            };
+        Act::ReadTable { table } => {
+            ("unityCatalog", "getTable", format!(r#""full_name_arg":"{table}""#), 200, true, false)
+        }
+        Act::Login { method, failed, user } => {
+            let m = if *method == "samlLogin" { "SAML" } else { "password" };
             let name = &w.people[*user].name;
             (
                 "accounts",
-                if *method == "samlLogin" {
-                    "samlLogin"
-                } else {
-                    "login"
-                },
+                if *method == "samlLogin" { "samlLogin" } else { "login" },
                 format!(r#""user":"{name}","authenticationMethod":"{m}""#),
                 if *failed { 401 } else { 200 },
                 !*failed,
@@ -159,14 +122,9 @@ fn parts(w: &World, r: &Rec) -> Parts {
             true,
             false,
         ),
-        Act::Secret { scope, key } => (
-            "secrets",
-            "getSecret",
-            format!(r#""scope":"{scope}","key":"{key}""#),
-            200,
-            true,
-            false,
-        ),
+        Act::Secret { scope, key } => {
+            ("secrets", "getSecret", format!(r#""scope":"{scope}","key":"{key}""#), 200, true, false)
+        }
         Act::Grant { table, grantee } => (
             "unityCatalog",
             "updatePermissions",
@@ -181,10 +139,7 @@ fn parts(w: &World, r: &Rec) -> Parts {
         Act::GroupAdd { member, group } => (
             "accounts",
             "addPrincipalToGroup",
-            format!(
-                r#""targetUserName":"{}","targetGroupName":"{group}""#,
-                w.people[*member].name
-            ),
+            format!(r#""targetUserName":"{}","targetGroupName":"{group}""#, w.people[*member].name),
             200,
             true,
             true,
@@ -197,20 +152,13 @@ fn parts(w: &World, r: &Rec) -> Parts {
             true,
             false,
         ),
-        Act::ClusterStart { cluster } => (
-            "clusters",
-            "start",
-            format!(r#""cluster_id":"0101-{cluster:06}-abcd{cluster}""#),
-            200,
-            true,
-            false,
-        ),
+        Act::ClusterStart { cluster } => {
+            ("clusters", "start", format!(r#""cluster_id":"0101-{cluster:06}-abcd{cluster}""#), 200, true, false)
+        }
         Act::RunStart { job, run } => (
             "jobs",
             "runStart",
-            format!(
-                r#""jobId":"{job}","runId":"{run}","jobClusterType":"job_cluster","jobTaskType":"NOTEBOOK_TASK""#
-            ),
+            format!(r#""jobId":"{job}","runId":"{run}","jobClusterType":"job_cluster","jobTaskType":"NOTEBOOK_TASK""#),
             200,
             true,
             false,
@@ -228,14 +176,7 @@ fn parts(w: &World, r: &Rec) -> Parts {
         ),
     };
     debug_assert!(!who.name.contains('"'));
-    Parts {
-        service,
-        action,
-        params,
-        status,
-        authenticated,
-        account_level,
-    }
+    Parts { service, action, params, status, authenticated, account_level }
 }
 
 fn delivered(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str) {
@@ -243,28 +184,13 @@ fn delivered(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str)
     let (level, org, ws, shard) = if p.account_level {
         ("ACCOUNT_LEVEL", 0, "0".to_owned(), "null".to_owned())
     } else {
-        (
-            "WORKSPACE_LEVEL",
-            who.workspace,
-            who.workspace.to_string(),
-            "\"oregon\"".to_owned(),
-        )
+        ("WORKSPACE_LEVEL", who.workspace, who.workspace.to_string(), "\"oregon\"".to_owned())
     };
-    let email = if p.authenticated {
-        who.name.as_str()
-    } else {
-        ""
-    };
+    let email = if p.authenticated { who.name.as_str() } else { "" };
     let response = if p.status >= 400 {
-        format!(
-            r#"{{"statusCode":{},"errorMessage":"Invalid credentials","result":null}}"#,
-            p.status
-        )
+        format!(r#"{{"statusCode":{},"errorMessage":"Invalid credentials","result":null}}"#, p.status)
     } else {
-        format!(
-            r#"{{"statusCode":{},"errorMessage":null,"result":null}}"#,
-            p.status
-        )
+        format!(r#"{{"statusCode":{},"errorMessage":null,"result":null}}"#, p.status)
     };
     line.clear();
     let _ = write!(
@@ -276,17 +202,9 @@ fn delivered(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str)
 
 fn system_row(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str, event_id: &str) {
     let who = &w.people[r.who];
-    let email = if p.authenticated {
-        who.name.as_str()
-    } else {
-        ""
-    };
+    let email = if p.authenticated { who.name.as_str() } else { "" };
     let t = EventTime(r.time).to_string();
-    let run_as = if who.human {
-        "null".to_owned()
-    } else {
-        format!("\"{}\"", who.name)
-    };
+    let run_as = if who.human { "null".to_owned() } else { format!("\"{}\"", who.name) };
     line.clear();
     let _ = write!(
         line,
@@ -299,20 +217,13 @@ fn system_row(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str
         p.action,
         p.params,
         p.status,
-        if p.status >= 400 {
-            "\"Invalid credentials\""
-        } else {
-            "null"
-        },
+        if p.status >= 400 { "\"Invalid credentials\"" } else { "null" },
     );
 }
 
 fn usage_row(line: &mut String, w: &mut World, u: &Usage) {
     let record_id = uuid(&mut w.rng);
-    let opt = |v: Option<String>| {
-        v.map(|s| format!("\"{s}\""))
-            .unwrap_or_else(|| "null".to_owned())
-    };
+    let opt = |v: Option<String>| v.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "null".to_owned());
     let run_as = opt(u.run_as.map(|i| w.people[i].name.clone()));
     let (job, run) = match u.job {
         Some((j, r)) => (opt(Some(j.to_string())), opt(Some(r.to_string()))),
@@ -347,36 +258,15 @@ fn price_rows(w: &World) -> Vec<String> {
     let row = |sku: &str, start: &str, end: Option<String>, price: &str| {
         format!(
             r#"{{"price_start_time":"{start}","price_end_time":{},"account_id":"{ACCOUNT_ID}","sku_name":"{sku}","cloud":"AWS","currency_code":"USD","usage_unit":"DBU","pricing":{{"default":"{price}","promotional":{{"default":"{price}"}},"effective_list":{{"default":"{price}"}}}}}}"#,
-            end.map(|e| format!("\"{e}\""))
-                .unwrap_or_else(|| "null".to_owned())
+            end.map(|e| format!("\"{e}\"")).unwrap_or_else(|| "null".to_owned())
         )
     };
     vec![
         // A price change halfway through the period.
-        row(
-            "PREMIUM_JOBS_COMPUTE",
-            since,
-            Some(rfc3339(mid)),
-            "0.150000000000000000",
-        ),
-        row(
-            "PREMIUM_JOBS_COMPUTE",
-            &rfc3339(mid),
-            None,
-            "0.180000000000000000",
-        ),
-        row(
-            "PREMIUM_SQL_PRO_COMPUTE",
-            since,
-            None,
-            "0.550000000000000000",
-        ),
-        row(
-            "PREMIUM_SERVERLESS_NOTEBOOKS",
-            since,
-            None,
-            "0.950000000000000000",
-        ),
+        row("PREMIUM_JOBS_COMPUTE", since, Some(rfc3339(mid)), "0.150000000000000000"),
+        row("PREMIUM_JOBS_COMPUTE", &rfc3339(mid), None, "0.180000000000000000"),
+        row("PREMIUM_SQL_PRO_COMPUTE", since, None, "0.550000000000000000"),
+        row("PREMIUM_SERVERLESS_NOTEBOOKS", since, None, "0.950000000000000000"),
     ]
 }
 
@@ -417,10 +307,7 @@ pub(super) fn all(
     let mut line = String::with_capacity(1024);
     let logs = out.join(LOGS_DIR);
     let out = logs.as_path();
-    let mut system = Out::create(
-        out.join(format!("system/access_audit/workspace_{WORKSPACE_B}.jsonl")),
-        false,
-    )?;
+    let mut system = Out::create(out.join(format!("system/access_audit/workspace_{WORKSPACE_B}.jsonl")), false)?;
     let ext = if w.cfg.gzip { "json.gz" } else { "json" };
     let (mut n_delivered, mut n_system) = (0, 0);
     for (day, list) in recs.iter_mut().enumerate() {
@@ -443,9 +330,8 @@ pub(super) fn all(
             let idx = match files.iter().position(|(k, _)| *k == ws) {
                 Some(i) => i,
                 None => {
-                    let path = out.join(format!(
-                        "audit-logs/workspaceId={ws}/date={date}/auditlogs_{ws}_{compact}.{ext}"
-                    ));
+                    let path =
+                        out.join(format!("audit-logs/workspaceId={ws}/date={date}/auditlogs_{ws}_{compact}.{ext}"));
                     files.push((ws, Out::create(path, w.cfg.gzip)?));
                     files.len() - 1
                 }
@@ -462,9 +348,7 @@ pub(super) fn all(
     counts.push(("audit_delivery".into(), n_delivered));
     counts.push(("system_access_audit".into(), n_system));
 
-    usage.sort_by(|a, b| {
-        (a.end, a.workspace, a.sku, a.start).cmp(&(b.end, b.workspace, b.sku, b.start))
-    });
+    usage.sort_by(|a, b| (a.end, a.workspace, a.sku, a.start).cmp(&(b.end, b.workspace, b.sku, b.start)));
     let mut f = Out::create(out.join("system/billing_usage/usage.jsonl"), false)?;
     for u in usage.iter() {
         usage_row(&mut line, w, u);
@@ -483,10 +367,7 @@ pub(super) fn all(
     bytes += b;
 
     slices.sort_by_key(|s| (s.end, s.run));
-    let mut f = Out::create(
-        out.join("system/job_run_timeline/job_run_timeline.jsonl"),
-        false,
-    )?;
+    let mut f = Out::create(out.join("system/job_run_timeline/job_run_timeline.jsonl"), false)?;
     for s in slices.iter() {
         timeline_row(&mut line, s);
         f.line(&line)?;
@@ -500,10 +381,8 @@ pub(super) fn all(
     let out = out.parent().unwrap_or(out);
     let mut f = Out::create(out.join("labels.jsonl"), false)?;
     for l in &w.labels {
-        let text = serde_json::to_string(l).map_err(|e| GenerateError::Io {
-            path: out.join("labels.jsonl"),
-            source: e.into(),
-        })?;
+        let text = serde_json::to_string(l)
+            .map_err(|e| GenerateError::Io { path: out.join("labels.jsonl"), source: e.into() })?;
         f.line(&text)?;
     }
     f.finish()?;
@@ -516,10 +395,5 @@ pub(super) fn all(
     f.finish()?;
 
     let total_events = counts.iter().map(|(_, n)| n).sum();
-    Ok(GenerateSummary {
-        events_by_file_kind: counts,
-        incidents: w.labels.clone(),
-        total_events,
-        bytes,
-    })
+    Ok(GenerateSummary { events_by_file_kind: counts, incidents: w.labels.clone(), total_events, bytes })
 }

@@ -50,11 +50,7 @@ pub struct JobRuns {
 
 impl JobRuns {
     pub fn new(max_open_hours: i64) -> Self {
-        JobRuns {
-            open: FxHashMap::default(),
-            max_open_ms: max_open_hours * MS_PER_HOUR,
-            abandoned: 0,
-        }
+        JobRuns { open: FxHashMap::default(), max_open_ms: max_open_hours * MS_PER_HOUR, abandoned: 0 }
     }
 
     /// Feeds one event; returns the run it completes, if any.
@@ -79,11 +75,7 @@ impl JobRuns {
                     None => {
                         runs.insert(
                             ev.run_id.as_str().into(),
-                            Open {
-                                job_id: ev.job_id.clone(),
-                                principal: principal.to_owned(),
-                                start,
-                            },
+                            Open { job_id: ev.job_id.clone(), principal: principal.to_owned(), start },
                         );
                     }
                 }
@@ -114,11 +106,7 @@ impl JobRuns {
                     run_id: ev.run_id.clone(),
                     principal,
                     start,
-                    end: if ev.run_phase == RunPhase::Complete {
-                        ev.end
-                    } else {
-                        ev.time
-                    },
+                    end: if ev.run_phase == RunPhase::Complete { ev.end } else { ev.time },
                     result: ev.run_result.clone(),
                 })
             }
@@ -161,19 +149,8 @@ mod tests {
         let mut j = JobRuns::new(48);
         assert_eq!(j.observe(&ev(RunPhase::Start, "r1", 1_000)), None);
         let run = j.observe(&ev(RunPhase::End, "r1", 61_000)).unwrap();
-        assert_eq!(
-            (
-                run.runtime_seconds(),
-                run.job_id.as_str(),
-                run.principal.as_str()
-            ),
-            (60.0, "7", "etl@x")
-        );
-        assert_eq!(
-            j.observe(&ev(RunPhase::End, "r2", 61_000)),
-            None,
-            "end without start"
-        );
+        assert_eq!((run.runtime_seconds(), run.job_id.as_str(), run.principal.as_str()), (60.0, "7", "etl@x"));
+        assert_eq!(j.observe(&ev(RunPhase::End, "r2", 61_000)), None, "end without start");
     }
 
     #[test]

@@ -29,11 +29,7 @@ impl PriceBook {
             Some(p) => p,
             None => self.by_sku.entry(sku.into()).or_default(),
         };
-        let price = Price {
-            start,
-            end,
-            per_unit,
-        };
+        let price = Price { start, end, per_unit };
         match prices.binary_search_by_key(&start, |p| p.start) {
             Ok(i) => prices[i] = price,
             Err(i) => prices.insert(i, price),

@@ -17,10 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error("{0}: unsupported alerts file; allowed extensions: .jsonl, .json, .parquet")]
@@ -36,24 +33,12 @@ pub enum AlertFile {
 impl AlertFile {
     /// Creates (truncates) `path`; `.parquet` writes Parquet, `.jsonl`/`.json` JSON lines.
     pub fn create(path: &Path) -> Result<Self, SinkError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         match ext.as_str() {
-            "parquet" => Ok(AlertFile::Parquet(Box::new(parquet::AlertParquet::create(
-                path,
-            )?))),
+            "parquet" => Ok(AlertFile::Parquet(Box::new(parquet::AlertParquet::create(path)?))),
             "jsonl" | "json" | "ndjson" => {
-                let f = File::create(path).map_err(|source| SinkError::Io {
-                    path: path.into(),
-                    source,
-                })?;
-                Ok(AlertFile::Jsonl {
-                    path: path.into(),
-                    out: BufWriter::new(f),
-                })
+                let f = File::create(path).map_err(|source| SinkError::Io { path: path.into(), source })?;
+                Ok(AlertFile::Jsonl { path: path.into(), out: BufWriter::new(f) })
             }
             _ => Err(SinkError::Extension(path.into())),
         }
@@ -64,10 +49,7 @@ impl AlertFile {
             AlertFile::Jsonl { path, out } => serde_json::to_writer(&mut *out, alert)
                 .map_err(std::io::Error::from)
                 .and_then(|_| out.write_all(b"\n"))
-                .map_err(|source| SinkError::Io {
-                    path: path.clone(),
-                    source,
-                }),
+                .map_err(|source| SinkError::Io { path: path.clone(), source }),
             AlertFile::Parquet(p) => p.write(alert),
         }
     }
@@ -75,9 +57,7 @@ impl AlertFile {
     /// Flushes and closes the file.
     pub fn finish(self) -> Result<(), SinkError> {
         match self {
-            AlertFile::Jsonl { path, mut out } => {
-                out.flush().map_err(|source| SinkError::Io { path, source })
-            }
+            AlertFile::Jsonl { path, mut out } => out.flush().map_err(|source| SinkError::Io { path, source }),
             AlertFile::Parquet(p) => p.finish(),
         }
     }
@@ -96,22 +76,11 @@ pub const QUARANTINE_RAW_LIMIT: usize = 64 * 1024;
 
 impl QuarantineFile {
     pub fn create(path: &Path) -> Result<Self, SinkError> {
-        let f = File::create(path).map_err(|source| SinkError::Io {
-            path: path.into(),
-            source,
-        })?;
-        Ok(QuarantineFile {
-            path: path.into(),
-            out: BufWriter::new(f),
-        })
+        let f = File::create(path).map_err(|source| SinkError::Io { path: path.into(), source })?;
+        Ok(QuarantineFile { path: path.into(), out: BufWriter::new(f) })
     }
 
-    pub fn write(
-        &mut self,
-        reason: QuarantineReason,
-        position: &Position,
-        raw: &[u8],
-    ) -> Result<(), SinkError> {
+    pub fn write(&mut self, reason: QuarantineReason, position: &Position, raw: &[u8]) -> Result<(), SinkError> {
         let cut = &raw[..raw.len().min(QUARANTINE_RAW_LIMIT)];
         let record = match std::str::from_utf8(cut) {
             Ok(text) => {
@@ -124,27 +93,17 @@ impl QuarantineFile {
         serde_json::to_writer(&mut self.out, &record)
             .map_err(std::io::Error::from)
             .and_then(|_| self.out.write_all(b"\n"))
-            .map_err(|source| SinkError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| SinkError::Io { path: self.path.clone(), source })
     }
 
     pub fn finish(mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError::Io {
-            path: self.path,
-            source,
-        })
+        self.out.flush().map_err(|source| SinkError::Io { path: self.path, source })
     }
 }
 
 /// Renders an alert for a terminal: severity, summary and the evidence.
 pub fn render_alert(a: &Alert) -> String {
-    let peer = a
-        .context
-        .peer_value
-        .map(|p| format!(", peers of its kind {p:.1}"))
-        .unwrap_or_default();
+    let peer = a.context.peer_value.map(|p| format!(", peers of its kind {p:.1}")).unwrap_or_default();
     format!(
         "[{}] {} score {} (p={:.1e})  {}\n    {}\n    observed {} vs expected {:.1} (95% {:.0}–{:.0}){peer}; baseline {:.0} h, {:.1} samples\n    evidence ({} of {}): {}\n    alert_id {}\n",
         a.severity.name().to_uppercase(),

@@ -5,9 +5,7 @@
 
 use super::SinkError;
 use crate::alert::Alert;
-use arrow_array::builder::{
-    Float64Builder, ListBuilder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
-};
+use arrow_array::builder::{Float64Builder, ListBuilder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -44,22 +42,10 @@ fn schema() -> Arc<Schema> {
         f("p_value"),
         s("severity"),
         s("summary"),
-        Field::new(
-            "evidence",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
+        Field::new("evidence", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
         s("context_principal_kind"),
-        Field::new(
-            "context_groups",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
-        Field::new(
-            "context_privileges",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
+        Field::new("context_groups", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("context_privileges", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
         s("context_signal"),
         s("context_model"),
         f("context_baseline_age_hours"),
@@ -72,22 +58,11 @@ fn schema() -> Arc<Schema> {
 
 impl AlertParquet {
     pub fn create(path: &Path) -> Result<Self, SinkError> {
-        let file = File::create(path).map_err(|source| SinkError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let file = File::create(path).map_err(|source| SinkError::Io { path: path.into(), source })?;
         let schema = schema();
-        let writer =
-            ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| SinkError::Parquet {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
-        Ok(AlertParquet {
-            path: path.into(),
-            writer,
-            schema,
-            pending: Vec::new(),
-        })
+        let writer = ArrowWriter::try_new(file, schema.clone(), None)
+            .map_err(|e| SinkError::Parquet { path: path.into(), message: e.to_string() })?;
+        Ok(AlertParquet { path: path.into(), writer, schema, pending: Vec::new() })
     }
 
     pub fn write(&mut self, alert: &Alert) -> Result<(), SinkError> {
@@ -159,25 +134,13 @@ impl AlertParquet {
             Arc::new(total.finish()),
             strings(&|a| &a.context.config_version),
         ];
-        let batch =
-            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| SinkError::Parquet {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        self.writer.write(&batch).map_err(|e| SinkError::Parquet {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| SinkError::Parquet { path: self.path.clone(), message: e.to_string() })?;
+        self.writer.write(&batch).map_err(|e| SinkError::Parquet { path: self.path.clone(), message: e.to_string() })
     }
 
     pub fn finish(mut self) -> Result<(), SinkError> {
         self.flush_batch()?;
-        self.writer
-            .close()
-            .map(|_| ())
-            .map_err(|e| SinkError::Parquet {
-                path: self.path,
-                message: e.to_string(),
-            })
+        self.writer.close().map(|_| ()).map_err(|e| SinkError::Parquet { path: self.path, message: e.to_string() })
     }
 }

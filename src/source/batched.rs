@@ -55,11 +55,7 @@ pub struct Batched {
     thread: Option<JoinHandle<()>>,
 }
 
-fn produce(
-    mut stream: Box<dyn RecordStream + Send>,
-    tx: SyncSender<Batch>,
-    returned: Receiver<Batch>,
-) {
+fn produce(mut stream: Box<dyn RecordStream + Send>, tx: SyncSender<Batch>, returned: Receiver<Batch>) {
     loop {
         let mut batch = returned.try_recv().unwrap_or_default();
         batch.len = 0;
@@ -101,14 +97,12 @@ impl Batched {
         // in this holder so the fallback can take it back.
         let holder = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
         let taken = holder.clone();
-        let spawned = std::thread::Builder::new()
-            .name("auditwatch-decode".into())
-            .spawn(move || {
-                let stream = taken.lock().ok().and_then(|mut s| s.take());
-                if let Some(stream) = stream {
-                    produce(stream, tx, returned);
-                }
-            });
+        let spawned = std::thread::Builder::new().name("auditwatch-decode".into()).spawn(move || {
+            let stream = taken.lock().ok().and_then(|mut s| s.take());
+            if let Some(stream) = stream {
+                produce(stream, tx, returned);
+            }
+        });
         match spawned {
             Ok(thread) => Box::new(Batched {
                 rx,
@@ -187,19 +181,14 @@ mod tests {
         }
         let open = || {
             let (r, n) = CountingReader::new(std::io::Cursor::new(data.clone().into_bytes()));
-            Box::new(JsonLines::new(Box::new(r), "t".into(), 1 << 20, n))
-                as Box<dyn RecordStream + Send>
+            Box::new(JsonLines::new(Box::new(r), "t".into(), 1 << 20, n)) as Box<dyn RecordStream + Send>
         };
         let collect = |mut s: Box<dyn RecordStream + Send>| {
             let (mut ev, mut raw, mut out) = (Event::default(), Vec::new(), Vec::new());
             while let Some(r) = s.next_record(&mut ev, &mut raw) {
                 out.push(match r {
                     Record::Event(_) => ev.action.clone(),
-                    Record::Quarantined(q) => format!(
-                        "{q}:{}:{}",
-                        String::from_utf8_lossy(&raw),
-                        s.position().record
-                    ),
+                    Record::Quarantined(q) => format!("{q}:{}:{}", String::from_utf8_lossy(&raw), s.position().record),
                 });
             }
             out
@@ -213,15 +202,9 @@ mod tests {
     #[test]
     fn dropping_early_stops_the_producer() {
         let data =
-            "{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"x\"}\n"
-                .repeat(20 * BATCH);
+            "{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"x\"}\n".repeat(20 * BATCH);
         let (r, n) = CountingReader::new(std::io::Cursor::new(data.into_bytes()));
-        let mut s = Batched::spawn(Box::new(JsonLines::new(
-            Box::new(r),
-            "t".into(),
-            1 << 20,
-            n,
-        )));
+        let mut s = Batched::spawn(Box::new(JsonLines::new(Box::new(r), "t".into(), 1 << 20, n)));
         let (mut ev, mut raw) = (Event::default(), Vec::new());
         assert!(s.next_record(&mut ev, &mut raw).is_some());
         drop(s); // must not hang

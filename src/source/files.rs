@@ -13,6 +13,7 @@
 use super::RecordStream;
 use super::lines::{CountingReader, JsonLines};
 use super::parquet::ParquetRows;
+use crate::event::{Event, Shape};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
@@ -22,10 +23,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a readable Parquet file: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error("no input files found under {0}")]
@@ -43,10 +41,7 @@ pub enum Format {
 /// Reads the first bytes of `path` to tell its format.
 pub fn sniff(path: &Path) -> Result<Format, SourceError> {
     let mut head = [0u8; 4];
-    let mut f = File::open(path).map_err(|source| SourceError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let mut f = File::open(path).map_err(|source| SourceError::Io { path: path.into(), source })?;
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]) {
@@ -54,10 +49,7 @@ pub fn sniff(path: &Path) -> Result<Format, SourceError> {
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(source) => {
-                return Err(SourceError::Io {
-                    path: path.into(),
-                    source,
-                });
+                return Err(SourceError::Io { path: path.into(), source });
             }
         }
     }
@@ -78,10 +70,7 @@ fn is_marker(name: &str) -> bool {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|source| SourceError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let meta = std::fs::metadata(p).map_err(|source| SourceError::Io { path: p.clone(), source })?;
         if meta.is_dir() {
             let before = out.len();
             walk(p, &mut out)?;
@@ -96,17 +85,11 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| SourceError::Io {
-        path: dir.into(),
-        source,
-    })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| SourceError::Io { path: dir.into(), source })?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for path in entries {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if is_marker(&name) {
             continue;
         }
@@ -124,11 +107,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
 fn is_time_partition(component: &str) -> bool {
     let lower = component.to_ascii_lowercase();
     if let Some((key, _)) = lower.split_once('=') {
-        return key.ends_with("date")
-            || key == "hour"
-            || key == "year"
-            || key == "month"
-            || key == "day";
+        return key.ends_with("date") || key == "hour" || key == "year" || key == "month" || key == "day";
     }
     !component.is_empty() && component.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
@@ -136,23 +115,45 @@ fn is_time_partition(component: &str) -> bool {
 /// The stream a file belongs to: its folder without time partitions.
 pub fn stream_key(path: &Path) -> PathBuf {
     let parent = path.parent().unwrap_or(Path::new(""));
-    parent
-        .components()
-        .filter(|c| !is_time_partition(&c.as_os_str().to_string_lossy()))
-        .collect()
+    parent.components().filter(|c| !is_time_partition(&c.as_os_str().to_string_lossy())).collect()
 }
 
-/// Groups files into streams (ordered by key; files in name order).
-pub fn group_streams(files: Vec<PathBuf>) -> Vec<Vec<PathBuf>> {
-    let mut groups: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+/// The shape of a file's first decodable record, if any: files of
+/// different tables in one export folder are different streams.
+pub fn first_shape(path: &Path, max_record: usize) -> Option<Shape> {
+    let mut s = open(path, max_record).ok()?;
+    let (mut ev, mut raw) = (Event::default(), Vec::new());
+    // A few refused records at the head of a file do not hide its shape.
+    for _ in 0..16 {
+        match s.next_record(&mut ev, &mut raw)? {
+            super::Record::Event(shape) => return Some(shape),
+            super::Record::Quarantined(_) => continue,
+        }
+    }
+    None
+}
+
+/// A group of files read one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFiles {
+    /// Shape of the first record of the group's first file.
+    pub shape: Option<Shape>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Groups files into streams: same folder (time partitions set aside) and
+/// same first-record shape; ordered by folder then shape, files in name order.
+pub fn group_streams(files: Vec<PathBuf>, max_record: usize) -> Vec<StreamFiles> {
+    let mut groups: BTreeMap<(PathBuf, Option<Shape>), Vec<PathBuf>> = BTreeMap::new();
     for f in files {
-        groups.entry(stream_key(&f)).or_default().push(f);
+        let shape = first_shape(&f, max_record);
+        groups.entry((stream_key(&f), shape)).or_default().push(f);
     }
     groups
-        .into_values()
-        .map(|mut v| {
-            v.sort();
-            v
+        .into_iter()
+        .map(|((_, shape), mut files)| {
+            files.sort();
+            StreamFiles { shape, files }
         })
         .collect()
 }
@@ -164,15 +165,10 @@ pub fn open(path: &Path, max_record: usize) -> Result<Box<dyn RecordStream + Sen
     if format == Format::Parquet {
         return Ok(Box::new(ParquetRows::open(path, origin)?));
     }
-    let file = File::open(path).map_err(|source| SourceError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| SourceError::Io { path: path.into(), source })?;
     let (counted, bytes) = CountingReader::new(file);
     let reader: Box<dyn Read + Send> = match format {
-        Format::GzipJsonLines => Box::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::new(counted),
-        )),
+        Format::GzipJsonLines => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(counted))),
         _ => Box::new(counted),
     };
     Ok(Box::new(JsonLines::new(reader, origin, max_record, bytes)))
@@ -191,22 +187,12 @@ pub struct FileChain {
 
 impl FileChain {
     pub fn new(files: Vec<PathBuf>, max_record: usize) -> Self {
-        FileChain {
-            files: files.into_iter(),
-            current: None,
-            max_record,
-            done_bytes: 0,
-            errors: Vec::new(),
-        }
+        FileChain { files: files.into_iter(), current: None, max_record, done_bytes: 0, errors: Vec::new() }
     }
 }
 
 impl RecordStream for FileChain {
-    fn next_record(
-        &mut self,
-        ev: &mut crate::event::Event,
-        raw: &mut Vec<u8>,
-    ) -> Option<super::Record> {
+    fn next_record(&mut self, ev: &mut crate::event::Event, raw: &mut Vec<u8>) -> Option<super::Record> {
         loop {
             if let Some(cur) = self.current.as_mut() {
                 if let Some(r) = cur.next_record(ev, raw) {
@@ -227,10 +213,7 @@ impl RecordStream for FileChain {
     }
 
     fn position(&self) -> super::Position {
-        self.current
-            .as_ref()
-            .map(|c| c.position())
-            .unwrap_or_default()
+        self.current.as_ref().map(|c| c.position()).unwrap_or_default()
     }
 
     fn bytes_read(&self) -> u64 {
@@ -249,14 +232,10 @@ mod tests {
         let c = Path::new("logs/workspaceId=2/date=2024-01-01/auditlogs_c.json");
         assert_eq!(stream_key(a), stream_key(b));
         assert_ne!(stream_key(a), stream_key(c));
-        let groups = group_streams(vec![c.into(), b.into(), a.into()]);
-        assert_eq!(
-            groups,
-            vec![
-                vec![PathBuf::from(a), PathBuf::from(b)],
-                vec![PathBuf::from(c)]
-            ]
-        );
+        // The files do not exist: their shape is unknown, and equal.
+        let groups: Vec<Vec<PathBuf>> =
+            group_streams(vec![c.into(), b.into(), a.into()], 1024).into_iter().map(|g| g.files).collect();
+        assert_eq!(groups, vec![vec![PathBuf::from(a), PathBuf::from(b)], vec![PathBuf::from(c)]]);
     }
 
     #[test]

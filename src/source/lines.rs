@@ -21,13 +21,7 @@ pub struct CountingReader<R> {
 impl<R: Read> CountingReader<R> {
     pub fn new(inner: R) -> (Self, Arc<AtomicU64>) {
         let count = Arc::new(AtomicU64::new(0));
-        (
-            CountingReader {
-                inner,
-                count: count.clone(),
-            },
-            count,
-        )
+        (CountingReader { inner, count: count.clone() }, count)
     }
 }
 
@@ -60,12 +54,7 @@ enum Line {
 
 impl JsonLines {
     /// `bytes` is the counter the underlying reader adds to (see [`CountingReader`]).
-    pub fn new(
-        reader: Box<dyn Read + Send>,
-        origin: String,
-        max_record: usize,
-        bytes: Arc<AtomicU64>,
-    ) -> Self {
+    pub fn new(reader: Box<dyn Read + Send>, origin: String, max_record: usize, bytes: Arc<AtomicU64>) -> Self {
         JsonLines {
             reader: BufReader::with_capacity(256 * 1024, reader),
             origin: origin.into(),
@@ -196,10 +185,7 @@ impl RecordStream for JsonLines {
     }
 
     fn position(&self) -> Position {
-        Position {
-            origin: self.origin.clone(),
-            record: self.line_no,
-        }
+        Position { origin: self.origin.clone(), record: self.line_no }
     }
 
     fn bytes_read(&self) -> u64 {
@@ -219,20 +205,13 @@ mod tests {
     #[test]
     fn long_lines_are_refused_and_skipped() {
         let big = format!("{{\"x\":\"{}\"}}", "a".repeat(5000));
-        let data = format!(
-            "{big}\n{{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"login\"}}\n\n"
-        );
+        let data =
+            format!("{big}\n{{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"login\"}}\n\n");
         let mut s = stream(data.as_bytes(), 1000);
         let (mut ev, mut raw) = (Event::default(), Vec::new());
-        assert_eq!(
-            s.next_record(&mut ev, &mut raw),
-            Some(Record::Quarantined(QuarantineReason::TooLarge))
-        );
+        assert_eq!(s.next_record(&mut ev, &mut raw), Some(Record::Quarantined(QuarantineReason::TooLarge)));
         assert!(raw.len() <= 256);
-        assert!(matches!(
-            s.next_record(&mut ev, &mut raw),
-            Some(Record::Event(_))
-        ));
+        assert!(matches!(s.next_record(&mut ev, &mut raw), Some(Record::Event(_))));
         assert_eq!(s.position().record, 2);
         assert_eq!(s.next_record(&mut ev, &mut raw), None);
     }
@@ -242,14 +221,8 @@ mod tests {
         let data = b"{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"login\"}\r\n{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"logout\"}";
         let mut s = stream(data, 1000);
         let (mut ev, mut raw) = (Event::default(), Vec::new());
-        assert!(matches!(
-            s.next_record(&mut ev, &mut raw),
-            Some(Record::Event(_))
-        ));
-        assert!(matches!(
-            s.next_record(&mut ev, &mut raw),
-            Some(Record::Event(_))
-        ));
+        assert!(matches!(s.next_record(&mut ev, &mut raw), Some(Record::Event(_))));
+        assert!(matches!(s.next_record(&mut ev, &mut raw), Some(Record::Event(_))));
         assert_eq!(ev.action, "logout");
         assert_eq!(s.next_record(&mut ev, &mut raw), None);
     }

@@ -19,11 +19,7 @@ struct Slot {
 /// What the merge hands out next.
 pub enum Merged<'m> {
     Event(&'m Event),
-    Quarantined {
-        reason: crate::decode::QuarantineReason,
-        raw: &'m [u8],
-        position: Position,
-    },
+    Quarantined { reason: crate::decode::QuarantineReason, raw: &'m [u8], position: Position },
 }
 
 /// Merges streams by event time.
@@ -42,13 +38,7 @@ impl Merge {
     pub fn new(streams: Vec<Box<dyn RecordStream + Send>>) -> Self {
         let n = streams.len();
         Merge {
-            slots: streams
-                .into_iter()
-                .map(|stream| Slot {
-                    stream,
-                    event: Event::default(),
-                })
-                .collect(),
+            slots: streams.into_iter().map(|stream| Slot { stream, event: Event::default() }).collect(),
             heap: BinaryHeap::with_capacity(n),
             pending: None,
             unprimed: 0..n,
@@ -88,20 +78,12 @@ impl Merge {
             && let Some(reason) = self.advance(i)
         {
             let position = self.slots[i].stream.position();
-            return Some(Merged::Quarantined {
-                reason,
-                raw: &self.raw,
-                position,
-            });
+            return Some(Merged::Quarantined { reason, raw: &self.raw, position });
         }
         while let Some(i) = self.unprimed.next() {
             if let Some(reason) = self.advance(i) {
                 let position = self.slots[i].stream.position();
-                return Some(Merged::Quarantined {
-                    reason,
-                    raw: &self.raw,
-                    position,
-                });
+                return Some(Merged::Quarantined { reason, raw: &self.raw, position });
             }
         }
         let Reverse((_, i)) = self.heap.pop()?;
@@ -128,11 +110,7 @@ mod tests {
     #[test]
     fn merges_by_time_and_passes_quarantine_through() {
         let a = [line(1_704_067_200_000, "a1"), line(1_704_067_300_000, "a2")];
-        let b = [
-            line(1_704_067_250_000, "b1"),
-            "{broken".to_string(),
-            line(1_704_067_350_000, "b2"),
-        ];
+        let b = [line(1_704_067_250_000, "b1"), "{broken".to_string(), line(1_704_067_350_000, "b2")];
         let mut m = Merge::new(vec![
             stream(&a.iter().map(String::as_str).collect::<Vec<_>>()),
             stream(&b.iter().map(String::as_str).collect::<Vec<_>>()),

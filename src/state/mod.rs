@@ -50,8 +50,7 @@ impl Interner {
     pub fn heap_bytes(&self) -> usize {
         self.names.iter().map(|n| 2 * n.len()).sum::<usize>()
             + self.names.capacity() * std::mem::size_of::<Box<str>>()
-            + self.ids.capacity()
-                * (std::mem::size_of::<Box<str>>() + std::mem::size_of::<PrincipalId>() + 1)
+            + self.ids.capacity() * (std::mem::size_of::<Box<str>>() + std::mem::size_of::<PrincipalId>() + 1)
     }
 }
 
