@@ -17,6 +17,7 @@ use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
 use crate::sink::{AlertFile, QuarantineFile, SinkError};
 use crate::source::batched::Batched;
+use crate::source::chunked::ChunkedLines;
 use crate::source::files::{self, FileChain, SourceError};
 use crate::source::merge::{Merge, Merged};
 use crate::source::{Position, RecordStream};
@@ -261,13 +262,7 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
     let progress = progress_bar(opts.progress, total_bytes);
 
     let chains = |groups: Vec<files::StreamFiles>| -> Vec<Box<dyn RecordStream + Send>> {
-        groups
-            .into_iter()
-            .map(|g| {
-                let chain: Box<dyn RecordStream + Send> = Box::new(FileChain::new(g.files, opts.max_record_bytes));
-                if opts.parallel_decode { Batched::spawn(chain) } else { chain }
-            })
-            .collect()
+        groups.into_iter().map(|g| open_stream(g.files, opts)).collect()
     };
     let phases = [chains(prices), chains(others)];
     let mut bytes_done = 0;
@@ -319,6 +314,24 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
         seconds: started.elapsed().as_secs_f64(),
         unreadable_files: Vec::new(),
     })
+}
+
+/// Opens one stream of files: decoded inline, or (with `parallel_decode`)
+/// by several threads per stream for JSON lines and one for Parquet.
+fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions) -> Box<dyn RecordStream + Send> {
+    let max = opts.max_record_bytes;
+    if !opts.parallel_decode {
+        return Box::new(FileChain::new(files, max));
+    }
+    let all_lines = files.iter().all(|f| files::sniff(f).is_ok_and(|fmt| fmt != files::Format::Parquet));
+    if all_lines {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        match ChunkedLines::spawn(files.clone(), max, workers) {
+            Ok(s) => return Box::new(s),
+            Err(e) => tracing::warn!(error = %e, "no decode threads; one thread for this stream"),
+        }
+    }
+    Batched::spawn(Box::new(FileChain::new(files, max)))
 }
 
 fn emit(alerts: &mut Vec<Alert>, sink: &mut Option<AlertFile>, all: &mut Vec<Alert>) -> Result<(), SinkError> {

@@ -46,10 +46,60 @@ pub struct JsonLines {
 }
 
 /// Outcome of reading one line.
-enum Line {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Line {
     Ok,
+    /// Longer than the limit: the buffer holds its first 256 bytes only.
     TooLarge,
     Eof,
+}
+
+/// Reads one line into `line` (without the newline), refusing lines longer
+/// than `max_record` while still consuming them, so memory stays bounded.
+pub(crate) fn read_bounded_line<R: BufRead>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max_record: usize,
+) -> std::io::Result<Line> {
+    line.clear();
+    let mut too_large = false;
+    let mut any = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(if !any {
+                Line::Eof
+            } else if too_large {
+                Line::TooLarge
+            } else {
+                Line::Ok
+            });
+        }
+        any = true;
+        let (chunk, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if !too_large {
+            if line.len() + chunk.len() > max_record {
+                too_large = true;
+                let keep = 256usize.saturating_sub(line.len()).min(chunk.len());
+                line.extend_from_slice(&chunk[..keep]);
+                line.truncate(256);
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(if too_large { Line::TooLarge } else { Line::Ok });
+        }
+    }
 }
 
 impl JsonLines {
@@ -66,52 +116,13 @@ impl JsonLines {
         }
     }
 
-    /// Reads one line into `self.line` (without the newline), refusing lines
-    /// longer than `max_record` while still consuming them.
     fn read_line(&mut self) -> std::io::Result<Line> {
-        self.line.clear();
-        let mut too_large = false;
-        let mut any = false;
-        loop {
-            let buf = match self.reader.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                return Ok(if !any {
-                    Line::Eof
-                } else if too_large {
-                    Line::TooLarge
-                } else {
-                    Line::Ok
-                });
-            }
-            any = true;
-            let (chunk, done) = match memchr::memchr(b'\n', buf) {
-                Some(i) => (&buf[..i], Some(i + 1)),
-                None => (buf, None),
-            };
-            if !too_large {
-                if self.line.len() + chunk.len() > self.max_record {
-                    too_large = true;
-                    self.line.clear();
-                    self.line.extend_from_slice(&chunk[..chunk.len().min(256)]);
-                } else {
-                    self.line.extend_from_slice(chunk);
-                }
-            }
-            let used = done.unwrap_or(buf.len());
-            self.reader.consume(used);
-            if done.is_some() {
-                return Ok(if too_large { Line::TooLarge } else { Line::Ok });
-            }
-        }
+        read_bounded_line(&mut self.reader, &mut self.line, self.max_record)
     }
 }
 
 /// Decodes one line (without its newline); `None` for a blank line.
-fn decode_line(line: &[u8], ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record> {
+pub(crate) fn decode_line(line: &[u8], ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return None;

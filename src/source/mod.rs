@@ -8,6 +8,7 @@
 //! leaves as an [`Event`] or as a quarantined [`Record::Quarantined`].
 
 pub mod batched;
+pub mod chunked;
 pub mod files;
 pub mod lines;
 pub mod merge;
