@@ -1,7 +1,7 @@
 //! Decoding throughput on generated delivered-format audit lines.
 //!
 //! Input: the delivered audit log files of a generated workspace (seed 1,
-//! 7 days, 40 principals), concatenated: realistic key order, sizes and
+//! 14 days, 60 principals; about 50,000 lines), concatenated: realistic key order, sizes and
 //! escaping, not a single line repeated. Measured in the same run:
 //! - `serde_json_value`: parsing into `serde_json::Value`, the reference an
 //!   analyst's script would use;
@@ -19,7 +19,7 @@ use std::hint::black_box;
 
 fn generated_lines() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = auditwatch::generate::GenerateConfig { days: 7, principals: 40, seed: 1, ..Default::default() };
+    let cfg = auditwatch::generate::GenerateConfig { days: 14, principals: 60, seed: 1, ..Default::default() };
     auditwatch::generate::generate(&cfg, dir.path()).expect("generate");
     let files = auditwatch::source::files::discover(&[dir.path().join("logs/audit-logs")]).expect("files");
     let mut lines = Vec::new();
