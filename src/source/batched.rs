@@ -8,8 +8,8 @@
 //! without limit. On two cores this overlaps parsing (the larger cost)
 //! with bucketing and scoring. Order within a stream is kept.
 
-use super::{Position, Record, RecordStream};
-use crate::event::{Event, Shape};
+use super::{Decoded, Position, Record, RecordStream};
+use crate::event::Event;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -19,27 +19,9 @@ pub const BATCH: usize = 1024;
 /// Batches in flight per stream.
 const IN_FLIGHT: usize = 4;
 
-struct Item {
-    event: Event,
-    record: Record,
-    raw: Vec<u8>,
-    position: Position,
-}
-
-impl Default for Item {
-    fn default() -> Self {
-        Item {
-            event: Event::default(),
-            record: Record::Event(Shape::AuditDelivery),
-            raw: Vec::new(),
-            position: Position::default(),
-        }
-    }
-}
-
 #[derive(Default)]
 struct Batch {
-    items: Vec<Item>,
+    items: Vec<Decoded>,
     len: usize,
     bytes_read: u64,
 }
@@ -62,7 +44,7 @@ fn produce(mut stream: Box<dyn RecordStream + Send>, tx: SyncSender<Batch>, retu
         let mut done = false;
         while batch.len < BATCH {
             if batch.items.len() == batch.len {
-                batch.items.push(Item::default());
+                batch.items.push(Decoded::default());
             }
             let item = &mut batch.items[batch.len];
             match stream.next_record(&mut item.event, &mut item.raw) {
@@ -134,12 +116,7 @@ impl RecordStream for Batched {
         }
         let item = &mut self.current.items[self.next];
         self.next += 1;
-        std::mem::swap(ev, &mut item.event);
-        if matches!(item.record, Record::Quarantined(_)) {
-            std::mem::swap(raw, &mut item.raw);
-        }
-        self.position.clone_from(&item.position);
-        Some(item.record)
+        Some(item.hand_over(ev, raw, &mut self.position))
     }
 
     fn position(&self) -> Position {

@@ -12,9 +12,9 @@
 
 use super::files::{Format, sniff};
 use super::lines::{CountingReader, Line, read_bounded_line};
-use super::{Position, Record, RecordStream};
+use super::{Decoded, Position, Record, RecordStream};
 use crate::decode::QuarantineReason;
-use crate::event::{Event, Shape};
+use crate::event::Event;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,19 +37,11 @@ struct Chunk {
     bytes_read: u64,
 }
 
-struct Item {
-    event: Event,
-    record: Record,
-    raw: Vec<u8>,
-    line: u64,
-}
-
 /// Decoded records of one chunk.
 #[derive(Default)]
 struct Batch {
-    items: Vec<Item>,
+    items: Vec<Decoded>,
     len: usize,
-    origin: Arc<str>,
     bytes_read: u64,
     /// A file that could not be opened or read, reported in order.
     error: Option<String>,
@@ -159,16 +151,10 @@ fn decode_chunks(work: Receiver<Work>, out: SyncSender<Batch>, returned: Receive
         match w {
             Work::Failed(message) => batch.error = Some(message),
             Work::Lines(chunk) => {
-                batch.origin = chunk.origin.clone();
                 batch.bytes_read = chunk.bytes_read;
                 for &(start, end, line_no, too_large) in &chunk.lines {
                     if batch.items.len() == batch.len {
-                        batch.items.push(Item {
-                            event: Event::default(),
-                            record: Record::Event(Shape::AuditDelivery),
-                            raw: Vec::new(),
-                            line: 0,
-                        });
+                        batch.items.push(Decoded::default());
                     }
                     let item = &mut batch.items[batch.len];
                     let text = &chunk.data[start..end];
@@ -181,7 +167,10 @@ fn decode_chunks(work: Receiver<Work>, out: SyncSender<Batch>, returned: Receive
                     };
                     if let Some(record) = record {
                         item.record = record;
-                        item.line = line_no;
+                        if !Arc::ptr_eq(&item.position.origin, &chunk.origin) {
+                            item.position.origin = chunk.origin.clone();
+                        }
+                        item.position.record = line_no;
                         batch.len += 1;
                     }
                 }
@@ -254,15 +243,7 @@ impl RecordStream for ChunkedLines {
         }
         let item = &mut self.current.items[self.next];
         self.next += 1;
-        std::mem::swap(ev, &mut item.event);
-        if matches!(item.record, Record::Quarantined(_)) {
-            std::mem::swap(raw, &mut item.raw);
-        }
-        if !Arc::ptr_eq(&self.position.origin, &self.current.origin) {
-            self.position.origin = self.current.origin.clone();
-        }
-        self.position.record = item.line;
-        Some(item.record)
+        Some(item.hand_over(ev, raw, &mut self.position))
     }
 
     fn position(&self) -> Position {

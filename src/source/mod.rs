@@ -50,6 +50,39 @@ pub trait RecordStream {
     fn bytes_read(&self) -> u64;
 }
 
+/// A record decoded on one thread and handed to another: the event slot,
+/// the outcome, the raw bytes when quarantined, and where it came from.
+/// Handing over swaps slots, so no event is copied between threads.
+pub(crate) struct Decoded {
+    pub event: Event,
+    pub record: Record,
+    pub raw: Vec<u8>,
+    pub position: Position,
+}
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded {
+            event: Event::default(),
+            record: Record::Event(Shape::AuditDelivery),
+            raw: Vec::new(),
+            position: Position::default(),
+        }
+    }
+}
+
+impl Decoded {
+    /// Gives the record to the consumer's slots and takes theirs for reuse.
+    pub(crate) fn hand_over(&mut self, ev: &mut Event, raw: &mut Vec<u8>, position: &mut Position) -> Record {
+        std::mem::swap(ev, &mut self.event);
+        if matches!(self.record, Record::Quarantined(_)) {
+            std::mem::swap(raw, &mut self.raw);
+        }
+        position.clone_from(&self.position);
+        self.record
+    }
+}
+
 /// A stream with no records.
 pub struct Empty;
 
