@@ -13,6 +13,8 @@ export AUDITWATCH_REQUIRE_PYARROW=1
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets
-# Doctests are not covered by --all-targets.
-cargo test --doc --quiet
+# Doctests, then every benchmark once in test mode (it must still build
+# and run), then the unit and integration tests, whose summary ends the run.
+cargo test --doc
+cargo test --benches
+cargo test --lib --bins --tests

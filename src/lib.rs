@@ -21,6 +21,23 @@
 //! - [`pipeline`]: wires the stages; replay and the demo share it.
 //! - [`generate`]: synthetic Databricks activity with labelled incidents.
 //! - [`event`] and [`time`]: the typed vocabulary all stages share.
+//!
+//! # Example
+//!
+//! Decoding one delivered audit event into the reusable [`event::Event`] slot:
+//!
+//! ```
+//! use auditwatch::decode::decode_json;
+//! use auditwatch::event::{Event, PrincipalKind, Shape, Signal};
+//!
+//! let line = br#"{"timestamp":1704103200000,"serviceName":"databrickssql","actionName":"commandSubmit",
+//!   "userIdentity":{"email":"Ana@Example.com"},"requestId":"r-1","requestParams":{"warehouseId":"wh-1"}}"#;
+//! let mut ev = Event::default();
+//! assert_eq!(decode_json(line, &mut ev), Ok(Shape::AuditDelivery));
+//! assert_eq!((ev.principal.as_str(), ev.principal_kind), ("ana@example.com", PrincipalKind::User));
+//! assert!(ev.signals.contains(Signal::QueryFrequency));
+//! assert_eq!(ev.time.to_string(), "2024-01-01T10:00:00.000Z");
+//! ```
 
 pub mod alert;
 pub mod baseline;
