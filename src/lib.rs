@@ -20,6 +20,7 @@
 //! - [`telemetry`]: counters every stage reports into, and the run summary.
 //! - [`pipeline`]: wires the stages; replay and the demo share it.
 //! - [`generate`]: synthetic Databricks activity with labelled incidents.
+//! - [`eval`]: precision, recall and time to detect on generated data.
 //! - [`event`] and [`time`]: the typed vocabulary all stages share.
 //!
 //! # Example
@@ -44,6 +45,7 @@ pub mod baseline;
 pub mod decode;
 pub mod demo;
 pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod generate;
 pub mod pipeline;

@@ -96,6 +96,18 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Replay a generated data set and score the alerts against its labels:
+    /// precision, recall and time to detect per signal.
+    Eval {
+        /// Directory written by `auditwatch generate` (holds `logs/` and `labels.jsonl`).
+        dir: PathBuf,
+        /// Print the figures as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Detector definition files (TOML) to use instead of the built-in ones.
+        #[arg(long = "model", value_name = "FILE")]
+        models: Vec<PathBuf>,
+    },
     /// Generate a workspace with incidents, replay it, and print the alerts.
     /// Needs no services and no input.
     Demo {
@@ -199,6 +211,14 @@ fn main() -> Result<()> {
             }
             println!("{} labelled incidents in {}", summary.incidents.len(), out.join("labels.jsonl").display());
             println!("replay with: auditwatch replay {}", out.join(auditwatch::generate::LOGS_DIR).display());
+        }
+        Command::Eval { dir, json, models } => {
+            let evaluation = auditwatch::eval::run(&dir, PipelineConfig::new(load_definitions(&models)?))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&evaluation)?);
+            } else {
+                print!("{}", evaluation.render());
+            }
         }
         Command::Demo { seed, days, principals, keep } => {
             auditwatch::demo::run(seed, days, principals, keep.as_deref())?

@@ -11,7 +11,7 @@ use crate::decode::dedup::Dedup;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::Definition;
 use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
-use crate::event::{Event, Shape, Signal, set_principal};
+use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
 use crate::signal::job_runs::JobRuns;
 use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
@@ -65,6 +65,9 @@ impl PipelineConfig {
 pub struct Pipeline {
     config: PipelineConfig,
     names: Interner,
+    /// Earliest event time of each principal (indexed by `PrincipalId`),
+    /// as actor or as the key of any signal.
+    first_seen: Vec<EventTime>,
     dedup: Dedup,
     watermark: Watermark,
     prices: PriceBook,
@@ -83,6 +86,7 @@ impl Pipeline {
         }
         Pipeline {
             names: Interner::default(),
+            first_seen: Vec::new(),
             dedup: Dedup::new(config.dedup_hours),
             watermark: Watermark::new(config.allowed_lateness_ms),
             prices: PriceBook::default(),
@@ -160,11 +164,14 @@ impl Pipeline {
             if key.is_empty() {
                 continue;
             }
-            let id = self.names.intern(key);
-            d.observe(id, ev, watermark);
+            let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
+            d.observe(id, PrincipalKind::classify(key), ev, watermark);
+        }
+        if !ev.principal.is_empty() {
+            intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time);
         }
         for d in &mut self.detectors {
-            d.advance(watermark, &self.names, out);
+            d.advance(watermark, &self.names, &self.first_seen, out);
         }
         self.keep_alerts_from(before, out);
         self.since_expire += 1;
@@ -199,7 +206,7 @@ impl Pipeline {
         let before = out.len();
         let end = EventTime(i64::MAX / 2);
         for d in &mut self.detectors {
-            d.advance(end, &self.names, out);
+            d.advance(end, &self.names, &self.first_seen, out);
         }
         self.keep_alerts_from(before, out);
         self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum();
@@ -210,6 +217,17 @@ impl Pipeline {
     pub fn detectors(&self) -> &[CountDetector] {
         &self.detectors
     }
+}
+
+/// Interns `name` and lowers its first-seen time to `t`.
+fn intern_seen(names: &mut Interner, first_seen: &mut Vec<EventTime>, name: &str, t: EventTime) -> crate::state::PrincipalId {
+    let id = names.intern(name);
+    let i = id.0 as usize;
+    if first_seen.len() <= i {
+        first_seen.resize(i + 1, t);
+    }
+    first_seen[i] = first_seen[i].min(t);
+    id
 }
 
 /// Errors that stop a replay (bad input never does).

@@ -37,7 +37,6 @@ struct OpenBucket {
 #[derive(Debug)]
 struct PrincipalState {
     kind: PrincipalKind,
-    first_seen: EventTime,
     /// Start of the last bucket folded into the baseline.
     last_closed: Option<i64>,
     suppressed_until: i64,
@@ -105,8 +104,8 @@ impl CountDetector {
         &self.def
     }
 
-    /// Counts `ev` for `principal` unless its bucket is already closed.
-    pub fn observe(&mut self, principal: PrincipalId, ev: &Event, watermark: EventTime) {
+    /// Counts `ev` for `principal` (of `kind`) unless its bucket is already closed.
+    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) {
         let start = ev.time.floor(self.def.bucket_ms).0;
         if start + self.def.bucket_ms <= watermark.0 {
             self.stats.late += 1;
@@ -117,14 +116,12 @@ impl CountDetector {
             self.principals.resize_with(idx + 1, || None);
         }
         let state = self.principals[idx].get_or_insert_with(|| PrincipalState {
-            kind: ev.principal_kind,
-            first_seen: ev.time,
+            kind,
             last_closed: None,
             suppressed_until: i64::MIN,
             baseline: SeasonalCounts::default(),
             open: Vec::with_capacity(2),
         });
-        state.first_seen = state.first_seen.min(ev.time);
         if state.last_closed.is_some_and(|c| start <= c) {
             // Its bucket was folded already (only possible when the bucket
             // was closed by the end-of-input flush): late by the same rule.
@@ -158,8 +155,13 @@ impl CountDetector {
     }
 
     /// Closes every bucket that ends at or before `watermark`, appending
-    /// alerts in (bucket, principal name) order.
-    pub fn advance(&mut self, watermark: EventTime, names: &Interner, out: &mut Vec<Alert>) {
+    /// alerts in (bucket, principal name) order. `first_seen` gives, per
+    /// principal, its earliest event of any kind: the baseline starts
+    /// there, so a principal whose first failed login is an attack has two
+    /// weeks of zero failed logins behind it, not no history at all. Read
+    /// at close time, when everything before the watermark has arrived, it
+    /// does not depend on arrival order.
+    pub fn advance(&mut self, watermark: EventTime, names: &Interner, first_seen: &[EventTime], out: &mut Vec<Alert>) {
         while let Some(entry) = self.wheel.first_entry() {
             let start = *entry.key();
             if start + self.def.bucket_ms > watermark.0 {
@@ -173,16 +175,19 @@ impl CountDetector {
             // order principals close in within the bucket cannot matter.
             let peers_before = self.peers.clone();
             for id in ids {
-                self.close(id, start, slot, &peers_before, names, out);
+                let first = first_seen.get(id.0 as usize).copied().unwrap_or(EventTime(start)).min(EventTime(start));
+                self.close(id, start, slot, first, &peers_before, names, out);
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn close(
         &mut self,
         id: PrincipalId,
         start: i64,
         slot: usize,
+        first_seen: EventTime,
         peers_before: &[Peers; 4],
         names: &Interner,
         out: &mut Vec<Alert>,
@@ -195,8 +200,10 @@ impl CountDetector {
             return;
         };
         let bucket = state.open.swap_remove(pos);
-        // Fold the empty buckets since the last closed one.
-        if let Some(last) = state.last_closed {
+        // Fold the empty buckets since the last closed one (or since the
+        // principal was first seen).
+        let first_bucket = first_seen.floor(def.bucket_ms).0;
+        if let Some(last) = state.last_closed.or(Some(first_bucket - def.bucket_ms)) {
             let gap = (start - last) / def.bucket_ms - 1;
             let skip = (gap - MAX_ZERO_FILL).max(0);
             for k in (skip + 1)..=gap {
@@ -222,7 +229,7 @@ impl CountDetector {
         let s = score_of(p_value);
         let fires = could_fire && s >= def.threshold;
         if fires {
-            let age_ms = end - state.first_seen.0;
+            let age_ms = end - first_seen.0;
             if age_ms < def.min_history_ms {
                 self.stats.too_young += 1;
             } else if start < state.suppressed_until {
@@ -382,12 +389,12 @@ mod tests {
                 for i in 0..k {
                     n += 1;
                     let ev = query("ana@x", start + (i as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                    d.observe(id, &ev, EventTime(ev.time.0 - 15 * 60_000));
-                    d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &mut out);
+                    d.observe(id, PrincipalKind::User, &ev, EventTime(ev.time.0 - 15 * 60_000));
+                    d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &[EventTime(t0)], &mut out);
                 }
             }
         }
-        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &mut out);
+        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
         (out, d.stats)
     }
 
@@ -436,9 +443,9 @@ mod tests {
         let id = names.intern("ana@x");
         let mut out = Vec::new();
         let t0 = 1_704_067_200_000;
-        d.observe(id, &query("ana@x", t0, "a"), EventTime(t0));
-        d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &mut out);
-        d.observe(id, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
+        d.observe(id, PrincipalKind::User, &query("ana@x", t0, "a"), EventTime(t0));
+        d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
+        d.observe(id, PrincipalKind::User, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
         assert_eq!(d.stats.late, 1);
         assert_eq!(d.stats.buckets_scored, 1);
     }

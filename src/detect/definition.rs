@@ -11,8 +11,14 @@ use serde::Deserialize;
 
 /// The definitions shipped in `models/`, compiled in so that the binary
 /// works with no files around it.
-pub const BUILT_IN: &[(&str, &str)] =
-    &[("models/query_frequency.toml", include_str!("../../models/query_frequency.toml"))];
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("models/query_frequency.toml", include_str!("../../models/query_frequency.toml")),
+    ("models/permission_change.toml", include_str!("../../models/permission_change.toml")),
+    ("models/failed_login.toml", include_str!("../../models/failed_login.toml")),
+    ("models/token_creation.toml", include_str!("../../models/token_creation.toml")),
+    ("models/secret_read.toml", include_str!("../../models/secret_read.toml")),
+    ("models/data_download.toml", include_str!("../../models/data_download.toml")),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
