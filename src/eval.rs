@@ -1,11 +1,13 @@
 //! Evaluation: replays a generated data set and compares the alerts with
 //! its labels.
 //!
-//! An alert is a true positive when a label names the same principal and
-//! the same signal (the detector's name or the signal it scores) and the
-//! alert's window overlaps the labelled window. Precision is true-positive
-//! alerts over all alerts; recall is labelled incidents with at least one
-//! matching alert over all incidents; time to detect is from the incident's
+//! An incident is detected when an alert names its principal and its
+//! signal (the detector's name or the signal it scores) in a window that
+//! overlaps the incident's. An alert is true when it points at an incident:
+//! same principal, overlapping window, whichever signal showed it (an extra
+//! job run at night shows in runtime and in query frequency alike).
+//! Precision is true alerts over all alerts; recall is detected incidents
+//! over all incidents; time to detect is from the incident's
 //! start to when its first matching alert could be emitted (window end plus
 //! the allowed lateness, in event time). Signals without a detector are
 //! reported as such and count as missed.
@@ -62,11 +64,14 @@ fn t(s: &str) -> i64 {
     EventTime::parse(s).map(|t| t.0).unwrap_or(0)
 }
 
+/// The alert points at the incident: same principal, overlapping windows.
+fn points_at(a: &Alert, l: &Label) -> bool {
+    a.principal == l.principal && t(&a.window_start) < t(&l.end) && t(&l.start) < t(&a.window_end)
+}
+
+/// The alert detects the incident: it points at it through its signal.
 fn matches(a: &Alert, l: &Label) -> bool {
-    a.principal == l.principal
-        && (a.detector == l.signal || a.context.signal == l.signal)
-        && t(&a.window_start) < t(&l.end)
-        && t(&l.start) < t(&a.window_end)
+    points_at(a, l) && (a.detector == l.signal || a.context.signal == l.signal)
 }
 
 /// Scores `alerts` against `labels`; `lateness_ms` is added to time to detect.
@@ -95,7 +100,7 @@ pub fn score(alerts: &[Alert], labels: &[Label], lateness_ms: i64) -> Evaluation
         let f = by_signal.entry(a.context.signal.clone()).or_default();
         f.alerts += 1;
         overall.alerts += 1;
-        if labels.iter().any(|l| matches(a, l)) {
+        if labels.iter().any(|l| points_at(a, l)) {
             f.true_alerts += 1;
             overall.true_alerts += 1;
         } else {
@@ -233,12 +238,14 @@ mod tests {
             alert("b@x", "query_frequency", "2024-01-06T10:00:00Z", "2024-01-06T11:00:00Z"),
         ];
         let e = score(&alerts, &labels, 15 * 60_000);
-        assert_eq!((e.overall.incidents, e.overall.detected, e.overall.alerts, e.overall.true_alerts), (2, 1, 4, 2));
-        assert_eq!(e.overall.precision, Some(0.5));
+        // The query alert on b@x points at b's incident (another signal):
+        // true, but it does not detect it.
+        assert_eq!((e.overall.incidents, e.overall.detected, e.overall.alerts, e.overall.true_alerts), (2, 1, 4, 3));
+        assert_eq!(e.overall.precision, Some(0.75));
         assert_eq!(e.overall.recall, Some(0.5));
         assert_eq!(e.by_signal["query_frequency"].ttd_median_minutes, Some(75.0));
         assert_eq!(e.missed.len(), 1);
-        assert_eq!(e.false_alerts.len(), 2);
+        assert_eq!(e.false_alerts.len(), 1);
         assert_eq!(e.by_signal["secret_read"].recall, Some(0.0));
     }
 }

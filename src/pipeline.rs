@@ -9,9 +9,11 @@ use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
 use crate::detect::count::CountDetector;
-use crate::detect::definition::Definition;
+use crate::detect::definition::{Definition, Model};
+use crate::detect::value::{Observation, ValueDetector};
 use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
 use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
+use crate::signal::job_runs::JobRun;
 use crate::signal::job_runs::JobRuns;
 use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
@@ -24,6 +26,7 @@ use crate::source::{Position, RecordStream};
 use crate::state::Interner;
 use crate::telemetry::Stats;
 use crate::time::{EventTime, MS_PER_DAY};
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -73,6 +76,11 @@ pub struct Pipeline {
     prices: PriceBook,
     runs: JobRuns,
     detectors: Vec<CountDetector>,
+    value_detectors: Vec<ValueDetector>,
+    /// Run-as principal of each (workspace, job), learned from audit `jobs`
+    /// events and billing rows: `job_run_timeline` rows do not name one.
+    /// Nested by workspace, so that a lookup by borrowed job id allocates nothing.
+    job_owners: FxHashMap<u64, FxHashMap<Box<str>, Box<str>>>,
     pub stats: Stats,
     since_expire: u32,
 }
@@ -91,7 +99,21 @@ impl Pipeline {
             watermark: Watermark::new(config.allowed_lateness_ms),
             prices: PriceBook::default(),
             runs: JobRuns::new(config.max_run_hours),
-            detectors: config.definitions.iter().cloned().map(CountDetector::new).collect(),
+            detectors: config
+                .definitions
+                .iter()
+                .filter(|d| d.model == Model::SeasonalGammaPoisson)
+                .cloned()
+                .map(CountDetector::new)
+                .collect(),
+            value_detectors: config
+                .definitions
+                .iter()
+                .filter(|d| d.model == Model::LogStudentT)
+                .cloned()
+                .map(ValueDetector::new)
+                .collect(),
+            job_owners: FxHashMap::default(),
             stats: Stats::default(),
             since_expire: 0,
             config,
@@ -145,16 +167,19 @@ impl Pipeline {
         if !ev.signals.is_empty() {
             self.stats.with_signal += 1;
         }
-        if ev.signals.contains(Signal::JobRun) && self.runs.observe(ev).is_some() {
+        let before = out.len();
+        if !ev.job_id.is_empty() && !ev.charged_principal().is_empty() {
+            self.learn_job_owner(ev);
+        }
+        if ev.signals.contains(Signal::JobRun)
+            && let Some(run) = self.runs.observe(ev)
+        {
             self.stats.job_runs_rebuilt += 1;
+            self.job_run(run, watermark);
         }
         if shape == Shape::BillingUsage {
-            match self.prices.price(&ev.sku, ev.start.max(EventTime(ev.time.0 - 1))) {
-                Some(_) => self.stats.usage_priced += 1,
-                None => self.stats.usage_unpriced += 1,
-            }
+            self.usage(ev, watermark);
         }
-        let before = out.len();
         for d in &mut self.detectors {
             let signal = d.definition().signal;
             if !ev.signals.contains(signal) {
@@ -170,9 +195,7 @@ impl Pipeline {
         if !ev.principal.is_empty() {
             intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time);
         }
-        for d in &mut self.detectors {
-            d.advance(watermark, &self.names, &self.first_seen, out);
-        }
+        self.advance(watermark, out);
         self.keep_alerts_from(before, out);
         self.since_expire += 1;
         if self.since_expire >= 65_536 {
@@ -180,6 +203,89 @@ impl Pipeline {
             self.runs.expire(ev.time);
         }
         Ok(())
+    }
+
+    /// Closes what the watermark has passed, in every detector.
+    fn advance(&mut self, watermark: EventTime, out: &mut Vec<Alert>) {
+        for d in &mut self.detectors {
+            d.advance(watermark, &self.names, &self.first_seen, out);
+        }
+        let (names, first_seen) = (&self.names, &self.first_seen);
+        for d in &mut self.value_detectors {
+            d.advance(watermark, |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(), out);
+        }
+    }
+
+    fn learn_job_owner(&mut self, ev: &Event) {
+        let owner = ev.charged_principal();
+        let jobs = self.job_owners.entry(ev.workspace).or_default();
+        if jobs.get(ev.job_id.as_str()).is_none_or(|known| **known != *owner) {
+            jobs.insert(ev.job_id.as_str().into(), owner.into());
+        }
+    }
+
+    /// A finished run: scored by the job-runtime detectors under its run-as
+    /// principal (from the run's own events, else the job's known owner).
+    fn job_run(&mut self, run: JobRun, watermark: EventTime) {
+        let owner = if run.principal.is_empty() {
+            match self.job_owners.get(&run.workspace).and_then(|jobs| jobs.get(run.job_id.as_str())) {
+                Some(o) => o.to_string(),
+                None => {
+                    self.stats.runs_without_principal += 1;
+                    return;
+                }
+            }
+        } else {
+            run.principal.clone()
+        };
+        intern_seen(&mut self.names, &mut self.first_seen, &owner, run.start);
+        for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::JobRun) {
+            d.observe(
+                Observation {
+                    principal: &owner,
+                    kind: PrincipalKind::classify(&owner),
+                    job: &run.job_id,
+                    start: run.start,
+                    end: run.end,
+                    value: run.runtime_seconds(),
+                    priced: true,
+                    workspace: run.workspace,
+                    evidence: &run.run_id,
+                },
+                watermark,
+            );
+        }
+    }
+
+    /// A billing row: priced, and summed per run-as principal and hour by
+    /// the cost detectors.
+    fn usage(&mut self, ev: &Event, watermark: EventTime) {
+        let start = if ev.start.0 != 0 { ev.start } else { EventTime(ev.time.0 - 1) };
+        let price = self.prices.price(&ev.sku, start);
+        match price {
+            Some(_) => self.stats.usage_priced += 1,
+            None => self.stats.usage_unpriced += 1,
+        }
+        let principal = ev.charged_principal();
+        if principal.is_empty() {
+            return;
+        }
+        for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::Cost) {
+            d.observe(
+                Observation {
+                    principal,
+                    kind: PrincipalKind::classify(principal),
+                    job: &ev.job_id,
+                    start,
+                    end: ev.time,
+                    value: ev.amount * price.unwrap_or(1.0),
+                    priced: price.is_some(),
+                    workspace: ev.workspace,
+                    evidence: &ev.id,
+                },
+                watermark,
+            );
+        }
     }
 
     /// Drops alerts (from index `start`) whose window begins before `from`:
@@ -204,12 +310,10 @@ impl Pipeline {
     /// End of input: closes every open bucket.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
-        let end = EventTime(i64::MAX / 2);
-        for d in &mut self.detectors {
-            d.advance(end, &self.names, &self.first_seen, out);
-        }
+        self.advance(EventTime(i64::MAX / 2), out);
         self.keep_alerts_from(before, out);
-        self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum();
+        self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>();
         self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum();
         self.stats.principals = self.names.len() as u64;
     }
@@ -220,7 +324,12 @@ impl Pipeline {
 }
 
 /// Interns `name` and lowers its first-seen time to `t`.
-fn intern_seen(names: &mut Interner, first_seen: &mut Vec<EventTime>, name: &str, t: EventTime) -> crate::state::PrincipalId {
+fn intern_seen(
+    names: &mut Interner,
+    first_seen: &mut Vec<EventTime>,
+    name: &str,
+    t: EventTime,
+) -> crate::state::PrincipalId {
     let id = names.intern(name);
     let i = id.0 as usize;
     if first_seen.len() <= i {

@@ -119,7 +119,7 @@ fn parquet_alerts_are_readable_by_duckdb() {
     assert!(!want.is_empty());
 
     let script = format!(
-        "import duckdb, json\nrows = duckdb.sql(\"select alert_id, detector, score, len(evidence), context_signal from read_parquet('{}')\").fetchall()\nprint(json.dumps([r[0] for r in rows]))\nassert all(r[1] == 'query_frequency' and 0 <= r[2] <= 100 and r[3] > 0 and r[4] == 'query_frequency' for r in rows)\n",
+        "import duckdb, json\nrows = duckdb.sql(\"select alert_id, detector, score, len(evidence), context_signal from read_parquet('{}')\").fetchall()\nprint(json.dumps([r[0] for r in rows]))\nassert all(r[1] and 0 <= r[2] <= 100 and r[3] > 0 and r[4] for r in rows)\n",
         parquet.display()
     );
     let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();

@@ -8,6 +8,7 @@
 //! surprising a count is.
 
 pub mod count;
+pub mod value;
 
 /// A score 0–100 from a tail probability: `-10·log10(p)`, capped at 100.
 /// p = 1e-3 scores 30, 1e-6 scores 60, 1e-10 or less scores 100.

@@ -18,6 +18,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/token_creation.toml", include_str!("../../models/token_creation.toml")),
     ("models/secret_read.toml", include_str!("../../models/secret_read.toml")),
     ("models/data_download.toml", include_str!("../../models/data_download.toml")),
+    ("models/job_runtime.toml", include_str!("../../models/job_runtime.toml")),
+    ("models/cost.toml", include_str!("../../models/cost.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -27,10 +29,17 @@ struct RawDefinition {
     description: String,
     signal: String,
     model: String,
+    #[serde(default = "default_key")]
+    key: String,
     bucket_minutes: u32,
     forgetting: f64,
     threshold: u32,
-    min_count: u64,
+    #[serde(default)]
+    min_count: Option<u64>,
+    #[serde(default)]
+    min_value: Option<f64>,
+    #[serde(default)]
+    min_samples: Option<u32>,
     min_ratio: f64,
     min_history_hours: u32,
     severity: String,
@@ -39,18 +48,35 @@ struct RawDefinition {
     evidence_limit: u32,
 }
 
+fn default_key() -> String {
+    "principal".into()
+}
+
 /// The statistical model a definition names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
+    /// Counts per bucket (see `baseline::count`).
     SeasonalGammaPoisson,
+    /// Positive values, log scale, Student-t tail (see `baseline::value`).
+    LogStudentT,
 }
 
 impl Model {
     pub fn name(self) -> &'static str {
         match self {
             Model::SeasonalGammaPoisson => "seasonal_gamma_poisson",
+            Model::LogStudentT => "log_student_t",
         }
     }
+}
+
+/// What a detector keeps one baseline for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// One per principal.
+    Principal,
+    /// One per principal and job (job runtime).
+    PrincipalJob,
 }
 
 /// A validated detector definition.
@@ -60,10 +86,15 @@ pub struct Definition {
     pub description: String,
     pub signal: Signal,
     pub model: Model,
+    pub key: Key,
     pub bucket_ms: i64,
     pub forgetting: f64,
     pub threshold: u8,
+    /// Count models: fewest events in a bucket to alert.
     pub min_count: u64,
+    /// Value models: smallest value to alert, and fewest past samples.
+    pub min_value: f64,
+    pub min_samples: u32,
     pub min_ratio: f64,
     pub min_history_ms: i64,
     pub severity: Severity,
@@ -94,11 +125,42 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     }
     let model = match raw.model.as_str() {
         "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
+        "log_student_t" => Some(Model::LogStudentT),
         other => {
-            problems.push(format!("key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson"));
+            problems
+                .push(format!("key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t"));
             None
         }
     };
+    let key = match raw.key.as_str() {
+        "principal" => Some(Key::Principal),
+        "principal_job" => Some(Key::PrincipalJob),
+        other => {
+            problems.push(format!("key `key`: `{other}`; allowed: principal, principal_job"));
+            None
+        }
+    };
+    // Which models go with which signals and keys, and what each needs.
+    match (model, signal) {
+        (Some(Model::SeasonalGammaPoisson), Some(Signal::Cost | Signal::JobRun)) => problems.push(format!(
+            "key `model`: seasonal_gamma_poisson counts events; signal `{}` carries values: use log_student_t",
+            raw.signal
+        )),
+        (Some(Model::LogStudentT), Some(s)) if !matches!(s, Signal::Cost | Signal::JobRun) => problems.push(format!(
+            "key `model`: log_student_t scores values; signal `{}` is counted: use seasonal_gamma_poisson",
+            raw.signal
+        )),
+        _ => {}
+    }
+    if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
+        problems.push("key `key`: principal_job is only for signal job_run".into());
+    }
+    if model == Some(Model::SeasonalGammaPoisson) && raw.min_count.is_none() {
+        problems.push("key `min_count` is required by seasonal_gamma_poisson".into());
+    }
+    if model == Some(Model::LogStudentT) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
+        problems.push("keys `min_value` and `min_samples` are required by log_student_t".into());
+    }
     let severity = match raw.severity.as_str() {
         "info" => Some(Severity::Info),
         "low" => Some(Severity::Low),
@@ -141,10 +203,13 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         description: raw.description,
         signal: signal.unwrap_or(Signal::QueryFrequency),
         model: model.unwrap_or(Model::SeasonalGammaPoisson),
+        key: key.unwrap_or(Key::Principal),
         bucket_ms: raw.bucket_minutes as i64 * crate::time::MS_PER_MINUTE,
         forgetting: raw.forgetting,
         threshold: raw.threshold as u8,
-        min_count: raw.min_count,
+        min_count: raw.min_count.unwrap_or(0),
+        min_value: raw.min_value.unwrap_or(0.0),
+        min_samples: raw.min_samples.unwrap_or(0),
         min_ratio: raw.min_ratio,
         min_history_ms: raw.min_history_hours as i64 * crate::time::MS_PER_HOUR,
         severity: severity.unwrap_or(Severity::Medium),
@@ -169,6 +234,8 @@ mod tests {
         let defs = built_in().unwrap();
         assert_eq!(defs[0].name, "query_frequency");
         assert_eq!(defs[0].bucket_ms, 3_600_000);
+        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        assert!(names.contains(&"job_runtime") && names.contains(&"cost"), "{names:?}");
     }
 
     #[test]
@@ -183,6 +250,13 @@ mod tests {
         assert!(msg.starts_with("models/x.toml: "), "{msg}");
         assert!(msg.contains("key `signal`: `vibes`") && msg.contains("allowed: query_frequency"), "{msg}");
         assert!(msg.contains("key `forgetting`"), "{msg}");
+    }
+
+    #[test]
+    fn models_must_fit_their_signal() {
+        let text = BUILT_IN[0].1.replace("signal = \"query_frequency\"", "signal = \"cost\"");
+        let err = parse("models/x.toml", &text).unwrap_err();
+        assert!(err.to_string().contains("use log_student_t"), "{err}");
     }
 
     #[test]

@@ -687,28 +687,32 @@ fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: 
         );
         w.label(job.owner, "job_runtime", start, start + runtime, d);
     }
-    // A cost spike: the same job burning many more DBUs for a few hours.
+    // A cost spike: one job of a service principal, run each hour on a far
+    // larger cluster, multiplies the principal's hourly bill.
     if let Some(j) = (0..w.jobs.len()).find(|&j| w.jobs[j].every_hours <= 2) {
         let job = w.jobs[j].clone();
         let day = w.incident_day();
         let start = w.day_start(day) + w.rng.random_range(0..18) * MS_PER_HOUR;
-        let factor = w.rng.random_range(6.0..10.0);
+        let ratio = w.rng.random_range(6.0..10.0);
+        // The principal's usual DBUs per hour, over all its jobs.
+        let usual: f64 = w
+            .jobs
+            .iter()
+            .filter(|o| o.owner == job.owner)
+            .map(|o| o.dbu_per_hour * (o.runtime_s / 3600.0).min(1.0) / o.every_hours as f64)
+            .sum();
+        let per_run = job.dbu_per_hour * (job.runtime_s / 3600.0).min(1.0);
+        let factor = (ratio * usual / per_run).max(ratio);
         if w.free(job.owner, start, start + 4 * MS_PER_HOUR) {
+            // Runs of the usual length on a far larger cluster: the cost
+            // moves, the runtime does not.
+            let runtime = (job.runtime_s * 1000.0) as i64;
             for h in 0..4 {
-                run_job(
-                    w,
-                    recs,
-                    usage,
-                    slices,
-                    ids,
-                    &job,
-                    start + h * MS_PER_HOUR + 5 * MS_PER_MINUTE,
-                    50 * MS_PER_MINUTE,
-                    factor,
-                );
+                let at = start + h * MS_PER_HOUR + 5 * MS_PER_MINUTE;
+                run_job(w, recs, usage, slices, ids, &job, at, runtime, factor);
             }
             let d = format!(
-                "job {} of this service principal used {factor:.0}× its usual DBUs per hour for 4 hours",
+                "job {} of this service principal ran an extra run each hour for 4 hours on a cluster {factor:.0}× its usual size, about {ratio:.0}× the principal's usual hourly DBUs",
                 job.id
             );
             w.label(job.owner, "cost", start, start + 4 * MS_PER_HOUR, d);

@@ -25,6 +25,9 @@ pub struct Stats {
     pub with_signal: u64,
     /// Job runs rebuilt (start and end paired, or a timeline row with a result).
     pub job_runs_rebuilt: u64,
+    /// Finished runs whose run-as principal was not known (a
+    /// `job_run_timeline` run before any event naming its job's owner).
+    pub runs_without_principal: u64,
     /// Billing rows priced with a list price / left as DBUs only.
     pub usage_priced: u64,
     pub usage_unpriced: u64,
@@ -82,8 +85,12 @@ impl Stats {
         );
         let _ = writeln!(
             s,
-            "         job runs rebuilt {}, usage rows priced {} / DBUs only {}, buckets scored {}",
-            self.job_runs_rebuilt, self.usage_priced, self.usage_unpriced, self.buckets_scored
+            "         job runs rebuilt {} ({} without a known run-as principal), usage rows priced {} / DBUs only {}, buckets scored {}",
+            self.job_runs_rebuilt,
+            self.runs_without_principal,
+            self.usage_priced,
+            self.usage_unpriced,
+            self.buckets_scored
         );
         let _ = writeln!(s, "alerts by detector ({} total)", self.alerts());
         for (d, n) in &self.alerts_by_detector {
