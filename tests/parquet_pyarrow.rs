@@ -16,10 +16,33 @@ fn pyarrow_available() -> bool {
     ok
 }
 
-fn make(dir: &Path) {
+/// Writes the four tables as Parquet into `dir`, and as JSON lines into
+/// `json_dir` when given.
+fn make_with_json(dir: &Path, json_dir: Option<&Path>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_parquet.py");
-    let out = Command::new("python3").arg(script).arg(dir).output().unwrap();
+    let out = Command::new("python3").arg(script).arg(dir).args(json_dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn make(dir: &Path) {
+    make_with_json(dir, None);
+}
+
+const TABLES: [&str; 4] = ["access_audit", "billing_usage", "list_prices", "job_run_timeline"];
+
+/// Every record of one file: the event's fields, or the quarantine reason.
+fn decode_file(path: &Path) -> Vec<Result<String, auditwatch::decode::QuarantineReason>> {
+    use auditwatch::event::Event;
+    use auditwatch::source::{Record, files};
+    let mut s = files::open(path, 1 << 20).unwrap();
+    let (mut ev, mut raw, mut out) = (Event::default(), Vec::new(), Vec::new());
+    while let Some(r) = s.next_record(&mut ev, &mut raw) {
+        out.push(match r {
+            Record::Event(_) => Ok(format!("{ev:?}")),
+            Record::Quarantined(q) => Err(q),
+        });
+    }
+    out
 }
 
 #[test]
@@ -34,7 +57,7 @@ fn pyarrow_system_tables_decode() {
     let mut counts = std::collections::BTreeMap::new();
     let (mut ev, mut raw) = (Event::default(), Vec::new());
     let mut quarantined = Vec::new();
-    for name in ["access_audit", "billing_usage", "list_prices", "job_run_timeline"] {
+    for name in TABLES {
         let path = dir.path().join(format!("{name}.parquet"));
         assert_eq!(files::sniff(&path).unwrap(), files::Format::Parquet);
         let mut s = files::open(&path, 1 << 20).unwrap();
@@ -62,6 +85,27 @@ fn pyarrow_system_tables_decode() {
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     assert_eq!(quarantined[0].0, auditwatch::decode::QuarantineReason::MissingTime);
     assert!(quarantined[0].1.contains("e-untimed"), "{}", quarantined[0].1);
+}
+
+/// The same rows written by pyarrow as Parquet and by Python as JSON lines
+/// decode to the same events: one normalization for both inputs.
+#[test]
+fn pyarrow_parquet_decodes_like_the_same_rows_as_json() {
+    if !pyarrow_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (parquet, json) = (dir.path().join("parquet"), dir.path().join("json"));
+    make_with_json(&parquet, Some(&json));
+    for name in TABLES {
+        let from_parquet = decode_file(&parquet.join(format!("{name}.parquet")));
+        let from_json = decode_file(&json.join(format!("{name}.jsonl")));
+        assert!(!from_parquet.is_empty());
+        assert_eq!(from_parquet.len(), from_json.len(), "{name}");
+        for (row, (p, j)) in from_parquet.iter().zip(&from_json).enumerate() {
+            assert_eq!(p, j, "{name} row {}", row + 1);
+        }
+    }
 }
 
 #[test]
