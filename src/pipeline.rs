@@ -75,6 +75,8 @@ pub struct Pipeline {
     watermark: Watermark,
     prices: PriceBook,
     runs: JobRuns,
+    /// Reused buffer for runs handed on by `runs`.
+    drained_runs: Vec<JobRun>,
     detectors: Vec<CountDetector>,
     value_detectors: Vec<ValueDetector>,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
@@ -99,6 +101,7 @@ impl Pipeline {
             watermark: Watermark::new(config.allowed_lateness_ms),
             prices: PriceBook::default(),
             runs: JobRuns::new(config.max_run_hours),
+            drained_runs: Vec::new(),
             detectors: config
                 .definitions
                 .iter()
@@ -171,14 +174,11 @@ impl Pipeline {
         if !ev.job_id.is_empty() && !ev.charged_principal().is_empty() {
             self.learn_job_owner(ev);
         }
-        if ev.signals.contains(Signal::JobRun)
-            && let Some(run) = self.runs.observe(ev)
-        {
-            self.stats.job_runs_rebuilt += 1;
-            self.job_run(run, watermark);
+        if ev.signals.contains(Signal::JobRun) {
+            self.runs.observe(ev);
         }
         if shape == Shape::BillingUsage {
-            self.usage(ev, watermark);
+            self.usage(ev);
         }
         for d in &mut self.detectors {
             let signal = d.definition().signal;
@@ -207,6 +207,16 @@ impl Pipeline {
 
     /// Closes what the watermark has passed, in every detector.
     fn advance(&mut self, watermark: EventTime, out: &mut Vec<Alert>) {
+        // Runs that ended before the watermark are complete: every piece
+        // of them has arrived. They reach the runtime detectors before
+        // those close anything at this watermark.
+        let mut runs = std::mem::take(&mut self.drained_runs);
+        self.runs.drain(watermark, |run| runs.push(run));
+        for run in runs.drain(..) {
+            self.stats.job_runs_rebuilt += 1;
+            self.job_run(run);
+        }
+        self.drained_runs = runs;
         for d in &mut self.detectors {
             d.advance(watermark, &self.names, &self.first_seen, out);
         }
@@ -226,7 +236,7 @@ impl Pipeline {
 
     /// A finished run: scored by the job-runtime detectors under its run-as
     /// principal (from the run's own events, else the job's known owner).
-    fn job_run(&mut self, run: JobRun, watermark: EventTime) {
+    fn job_run(&mut self, run: JobRun) {
         let owner = if run.principal.is_empty() {
             match self.job_owners.get(&run.workspace).and_then(|jobs| jobs.get(run.job_id.as_str())) {
                 Some(o) => o.to_string(),
@@ -240,26 +250,23 @@ impl Pipeline {
         };
         intern_seen(&mut self.names, &mut self.first_seen, &owner, run.start);
         for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::JobRun) {
-            d.observe(
-                Observation {
-                    principal: &owner,
-                    kind: PrincipalKind::classify(&owner),
-                    job: &run.job_id,
-                    start: run.start,
-                    end: run.end,
-                    value: run.runtime_seconds(),
-                    priced: true,
-                    workspace: run.workspace,
-                    evidence: &run.run_id,
-                },
-                watermark,
-            );
+            d.observe(Observation {
+                principal: &owner,
+                kind: PrincipalKind::classify(&owner),
+                job: &run.job_id,
+                start: run.start,
+                end: run.end,
+                value: run.runtime_seconds(),
+                priced: true,
+                workspace: run.workspace,
+                evidence: &run.run_id,
+            });
         }
     }
 
     /// A billing row: priced, and summed per run-as principal and hour by
     /// the cost detectors.
-    fn usage(&mut self, ev: &Event, watermark: EventTime) {
+    fn usage(&mut self, ev: &Event) {
         let start = if ev.start.0 != 0 { ev.start } else { EventTime(ev.time.0 - 1) };
         let price = self.prices.price(&ev.sku, start);
         match price {
@@ -271,20 +278,17 @@ impl Pipeline {
             return;
         }
         for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::Cost) {
-            d.observe(
-                Observation {
-                    principal,
-                    kind: PrincipalKind::classify(principal),
-                    job: &ev.job_id,
-                    start,
-                    end: ev.time,
-                    value: ev.amount * price.unwrap_or(1.0),
-                    priced: price.is_some(),
-                    workspace: ev.workspace,
-                    evidence: &ev.id,
-                },
-                watermark,
-            );
+            d.observe(Observation {
+                principal,
+                kind: PrincipalKind::classify(principal),
+                job: &ev.job_id,
+                start,
+                end: ev.time,
+                value: ev.amount * price.unwrap_or(1.0),
+                priced: price.is_some(),
+                workspace: ev.workspace,
+                evidence: &ev.id,
+            });
         }
     }
 
@@ -315,6 +319,8 @@ impl Pipeline {
         self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
             + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>();
         self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum();
+        self.stats.runs_unpaired = self.runs.unpaired;
+        self.stats.runs_abandoned = self.runs.abandoned;
         self.stats.principals = self.names.len() as u64;
     }
 

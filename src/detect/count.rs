@@ -2,13 +2,14 @@
 //! scores each closed bucket against the principal's seasonal baseline.
 //!
 //! Per principal it keeps the baseline, first-seen time, suppression state
-//! and at most the buckets the watermark has not yet closed. Evidence
-//! strings are recycled through a pool so that the steady state does not
-//! allocate. Buckets in which a principal did nothing are folded into its
+//! and at most the buckets the watermark has not yet closed. Open buckets
+//! (with their evidence strings) are recycled through a pool so that the
+//! steady state does not allocate. Buckets in which a principal did nothing are folded into its
 //! baseline as zeros when it next closes a bucket (bounded by
 //! [`MAX_ZERO_FILL`]).
 
 use super::definition::Definition;
+use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::count::{Prediction, SLOTS, SeasonalCounts, slot_of};
 use crate::baseline::score_of;
@@ -27,11 +28,11 @@ pub const MAX_ZERO_FILL: i64 = 24 * 28;
 struct OpenBucket {
     start: i64,
     count: u64,
+    /// The smallest workspace id seen in the bucket (a principal active in
+    /// two workspaces in one hour is reported under one, whatever the
+    /// arrival order).
     workspace: u64,
-    /// Evidence ids; only the first `evidence_len` are live (the rest are
-    /// recycled capacity).
-    evidence: Vec<String>,
-    evidence_len: usize,
+    evidence: Evidence,
 }
 
 /// The previous bucket's count and prediction, for the shift check.
@@ -147,23 +148,15 @@ impl CountDetector {
                 b.start = start;
                 b.count = 0;
                 b.workspace = ev.workspace;
-                b.evidence_len = 0;
+                b.evidence.clear();
                 state.open.push(b);
                 self.wheel.entry(start).or_default().push(principal);
                 state.open.last_mut().expect("just pushed")
             }
         };
         bucket.count += 1;
-        if bucket.evidence_len < self.def.evidence_limit && !ev.id.is_empty() {
-            match bucket.evidence.get_mut(bucket.evidence_len) {
-                Some(s) => {
-                    s.clear();
-                    s.push_str(&ev.id);
-                }
-                None => bucket.evidence.push(ev.id.clone()),
-            }
-            bucket.evidence_len += 1;
-        }
+        bucket.workspace = bucket.workspace.min(ev.workspace);
+        bucket.evidence.offer(ev.time.0, &ev.id, self.def.evidence_limit);
     }
 
     /// Closes every bucket that ends at or before `watermark`, appending
@@ -294,7 +287,7 @@ impl CountDetector {
                         (low, high),
                         age_ms,
                     ),
-                    evidence: bucket.evidence[..bucket.evidence_len].to_vec(),
+                    evidence: bucket.evidence.ids(),
                     context: AlertContext {
                         principal_kind: state.kind,
                         groups: Vec::new(),

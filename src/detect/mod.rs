@@ -11,6 +11,7 @@
 
 pub mod count;
 pub mod definition;
+pub mod evidence;
 pub mod value;
 
 use crate::time::EventTime;

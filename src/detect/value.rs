@@ -9,6 +9,7 @@
 //! baseline and its suppression state.
 
 use super::definition::{Definition, Key};
+use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
 use crate::baseline::value::{LogValues, Residuals, ValuePrediction};
@@ -26,12 +27,20 @@ struct Pending {
     job: String,
     window_start: i64,
     window_end: i64,
-    value: f64,
+    /// The value in millionths, summed as integers: a float sum would
+    /// depend on the order the parts arrived in.
+    micros: i64,
     /// Whether every part of the value was priced (cost) — else DBUs.
     priced: bool,
+    /// The smallest workspace id among the parts.
     workspace: u64,
-    evidence: Vec<String>,
-    evidence_total: u64,
+    evidence: Evidence,
+}
+
+impl Pending {
+    fn value(&self) -> f64 {
+        self.micros as f64 / 1e6
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +75,9 @@ pub struct ValueDetector {
     /// (close time, key) → observation.
     pending: BTreeMap<(i64, String), Pending>,
     keys: FxHashMap<String, KeyState>,
+    /// The watermark everything up to has been scored at: an observation
+    /// closing at or before it is late.
+    scored_to: i64,
     pub stats: ValueDetectorStats,
 }
 
@@ -97,6 +109,7 @@ impl ValueDetector {
             def,
             pending: BTreeMap::new(),
             keys: FxHashMap::default(),
+            scored_to: i64::MIN,
             stats: ValueDetectorStats::default(),
         }
     }
@@ -106,8 +119,11 @@ impl ValueDetector {
     }
 
     /// Takes an observation; per-run keys score it alone, per-principal
-    /// keys add it to the bucket of its start.
-    pub fn observe(&mut self, o: Observation<'_>, watermark: EventTime) {
+    /// keys add it to the bucket of its start. It is late when its window
+    /// closed at or before the watermark already scored (a run handed on
+    /// once the watermark passed its end is not late: it is scored at
+    /// that same watermark, in order).
+    pub fn observe(&mut self, o: Observation<'_>) {
         let (window_start, window_end) = match self.def.key {
             Key::PrincipalJob => (o.start.0, o.end.0),
             Key::Principal => {
@@ -115,7 +131,7 @@ impl ValueDetector {
                 (s, s + self.def.bucket_ms)
             }
         };
-        if window_end <= watermark.0 {
+        if window_end <= self.scored_to {
             self.stats.late += 1;
             return;
         }
@@ -132,18 +148,16 @@ impl ValueDetector {
             job: o.job.to_owned(),
             window_start,
             window_end,
-            value: 0.0,
+            micros: 0,
             priced: true,
             workspace: o.workspace,
-            evidence: Vec::new(),
-            evidence_total: 0,
+            evidence: Evidence::default(),
         });
-        p.value += o.value;
+        // Saturating: a value beyond 9·10¹² cannot be told from another one.
+        p.micros = p.micros.saturating_add((o.value * 1e6).round() as i64);
         p.priced &= o.priced;
-        p.evidence_total += 1;
-        if p.evidence.len() < limit && !o.evidence.is_empty() {
-            p.evidence.push(o.evidence.to_owned());
-        }
+        p.workspace = p.workspace.min(o.workspace);
+        p.evidence.offer(o.start.0, o.evidence, limit);
     }
 
     /// Scores every observation that closes at or before `watermark`.
@@ -154,6 +168,7 @@ impl ValueDetector {
         first_seen: impl Fn(&str) -> Option<EventTime>,
         out: &mut Vec<Alert>,
     ) {
+        self.scored_to = self.scored_to.max(watermark.0);
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 > watermark.0 {
                 break;
@@ -177,23 +192,23 @@ impl ValueDetector {
                 } else {
                     state.baseline.predict()
                 };
-                state.residuals.update(hour, p.value, def.forgetting);
+                state.residuals.update(hour, p.value(), def.forgetting);
                 // One update a day per hour: its memory is stretched to match.
-                hour.update(p.value, def.forgetting.powf(1.0 / 24.0));
+                hour.update(p.value(), def.forgetting.powf(1.0 / 24.0));
                 prediction
             }
             (Key::PrincipalJob, _) => state.baseline.predict(),
         };
-        state.baseline.update(p.value, def.forgetting);
+        state.baseline.update(p.value(), def.forgetting);
         self.stats.scored += 1;
         let Some(prediction) = prediction else { return };
         let could_fire = samples >= def.min_samples as f64
-            && p.value >= def.min_value
-            && p.value >= def.min_ratio * prediction.expected;
+            && p.value() >= def.min_value
+            && p.value() >= def.min_ratio * prediction.expected;
         if !could_fire {
             return;
         }
-        let p_value = prediction.p_value(p.value);
+        let p_value = prediction.p_value(p.value());
         let s = score_of(p_value);
         if s < def.threshold {
             return;
@@ -222,7 +237,7 @@ impl ValueDetector {
             workspace_id: p.workspace.to_string(),
             window_start: EventTime(p.window_start).to_string(),
             window_end: EventTime(p.window_end).to_string(),
-            observed: round2(p.value),
+            observed: round2(p.value()),
             expected: round2(prediction.expected),
             expected_low: round2(prediction.low),
             expected_high: round2(prediction.high),
@@ -230,7 +245,7 @@ impl ValueDetector {
             p_value,
             severity,
             summary,
-            evidence: p.evidence,
+            evidence: p.evidence.ids(),
             context: AlertContext {
                 principal_kind: p.kind,
                 groups: Vec::new(),
@@ -240,7 +255,7 @@ impl ValueDetector {
                 baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
                 baseline_samples: round2(samples),
                 peer_value: None,
-                evidence_total: p.evidence_total,
+                evidence_total: p.evidence.total(),
                 config_version: def.config_version.clone(),
             },
         });
@@ -273,13 +288,13 @@ fn runtime_summary(p: &Pending, e: &ValuePrediction) -> String {
     format!(
         "Job {} run {} as {} {} ran {} from {} to {}, {:.1}× its usual {} (95% range {}–{}), judged against {:.0} earlier runs.",
         p.job,
-        p.evidence.first().map(String::as_str).unwrap_or("?"),
+        p.evidence.first().unwrap_or("?"),
         who(p.kind),
         p.principal,
-        duration(p.value),
+        duration(p.value()),
         EventTime(p.window_start),
         EventTime(p.window_end),
-        p.value / e.expected.max(1e-9),
+        p.value() / e.expected.max(1e-9),
         duration(e.expected),
         duration(e.low),
         duration(e.high),
@@ -297,11 +312,11 @@ fn cost_summary(p: &Pending, e: &ValuePrediction, samples: f64) -> String {
             c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
         },
         p.principal,
-        unit(p.value),
+        unit(p.value()),
         EventTime(p.window_start),
         EventTime(p.window_end),
-        p.evidence_total,
-        p.value / e.expected.max(1e-9),
+        p.evidence.total(),
+        p.value() / e.expected.max(1e-9),
         unit(e.expected),
         unit(e.low),
         unit(e.high),
@@ -327,20 +342,17 @@ mod tests {
             let start = t0 + i * 6 * MS_PER_HOUR;
             let minutes = if i == 25 { 120 } else { 20 + i % 3 };
             let run = format!("r{i}");
-            d.observe(
-                Observation {
-                    principal: "etl-sp",
-                    kind: PrincipalKind::ServicePrincipal,
-                    job: "42",
-                    start: EventTime(start),
-                    end: EventTime(start + minutes * 60_000),
-                    value: (minutes * 60) as f64,
-                    priced: true,
-                    workspace: 7,
-                    evidence: &run,
-                },
-                EventTime(start),
-            );
+            d.observe(Observation {
+                principal: "etl-sp",
+                kind: PrincipalKind::ServicePrincipal,
+                job: "42",
+                start: EventTime(start),
+                end: EventTime(start + minutes * 60_000),
+                value: (minutes * 60) as f64,
+                priced: true,
+                workspace: 7,
+                evidence: &run,
+            });
             d.advance(EventTime(start + 3 * MS_PER_HOUR), |_| Some(EventTime(t0)), &mut out);
         }
         assert_eq!(out.len(), 1, "{out:#?}");
@@ -368,11 +380,11 @@ mod tests {
         };
         for h in 0..100 {
             let factor = if h == 90 { 8.0 } else { 1.0 };
-            d.observe(obs(h, 3.0 * factor, "a"), EventTime(t0 + h * MS_PER_HOUR));
-            d.observe(obs(h, 3.0 * factor, "b"), EventTime(t0 + h * MS_PER_HOUR));
+            d.observe(obs(h, 3.0 * factor, "a"));
+            d.observe(obs(h, 3.0 * factor, "b"));
             d.advance(EventTime(t0 + (h + 1) * MS_PER_HOUR), |_| Some(EventTime(t0)), &mut out);
         }
-        d.observe(obs(10, 1.0, "late"), EventTime(t0 + 50 * MS_PER_HOUR));
+        d.observe(obs(10, 1.0, "late"));
         assert_eq!(d.stats.late, 1);
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].observed, 48.0);

@@ -28,6 +28,10 @@ pub struct Stats {
     /// Finished runs whose run-as principal was not known (a
     /// `job_run_timeline` run before any event naming its job's owner).
     pub runs_without_principal: u64,
+    /// Run ends whose start never arrived (it was before the input began).
+    pub runs_unpaired: u64,
+    /// Run starts never ended within `max_run_hours`.
+    pub runs_abandoned: u64,
     /// Billing rows priced with a list price / left as DBUs only.
     pub usage_priced: u64,
     pub usage_unpriced: u64,
@@ -85,9 +89,11 @@ impl Stats {
         );
         let _ = writeln!(
             s,
-            "         job runs rebuilt {} ({} without a known run-as principal), usage rows priced {} / DBUs only {}, buckets scored {}",
+            "         job runs rebuilt {} ({} without a known run-as principal; ends without a start {}, starts never ended {}), usage rows priced {} / DBUs only {}, buckets scored {}",
             self.job_runs_rebuilt,
             self.runs_without_principal,
+            self.runs_unpaired,
+            self.runs_abandoned,
             self.usage_priced,
             self.usage_unpriced,
             self.buckets_scored
