@@ -54,17 +54,72 @@ struct PrincipalState {
     open: Vec<OpenBucket>,
 }
 
-/// Peer statistics: discounted mean count per slot over principals of one kind.
+/// Peer statistics over the principals of one kind: per slot, discounted
+/// count, sum and sum of squares of the counts of buckets in which a
+/// principal was active. A principal too new for a baseline of its own is
+/// judged against this distribution: across principals, so it is wide
+/// where peers differ (a new ETL service principal is not compared with
+/// the quietest one) and narrow where they agree (nobody runs 300 queries
+/// at 03:00).
+///
+/// Empty hours count as zeros (folded in when a principal next closes a
+/// bucket), so an hour at which peers are rarely active has a low, narrow
+/// expectation. Peers are the principals of the same kind; group
+/// membership, when the access model knows it, is the natural refinement.
 #[derive(Debug, Clone)]
 struct Peers {
     sum: [f64; SLOTS],
+    sq: [f64; SLOTS],
     n: [f64; SLOTS],
+    /// Principals of this kind that have closed a bucket.
+    principals: u32,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { sum: [0.0; SLOTS], n: [0.0; SLOTS] }
+        Peers { sum: [0.0; SLOTS], sq: [0.0; SLOTS], n: [0.0; SLOTS], principals: 0 }
     }
+}
+
+/// Fewest other principals of a kind, and active buckets in a slot, for
+/// their distribution to stand in for a new principal's baseline.
+const MIN_PEERS: u32 = 5;
+const MIN_PEER_BUCKETS: f64 = 10.0;
+
+impl Peers {
+    fn mean(&self, slot: usize) -> Option<f64> {
+        (self.n[slot] > 0.0).then(|| self.sum[slot] / self.n[slot])
+    }
+
+    /// The counts of peers in `slot` as a negative binomial by moments,
+    /// when there are enough peers to say. A slot seen too rarely (the
+    /// first weekend) borrows the same hour on the other kind of day.
+    fn predict(&self, slot: usize) -> Option<Prediction> {
+        if self.principals <= MIN_PEERS {
+            return None;
+        }
+        let slot = [slot, (slot + 24) % SLOTS].into_iter().find(|&s| self.n[s] >= MIN_PEER_BUCKETS)?;
+        let n = self.n[slot];
+        let mean = self.sum[slot] / n;
+        let variance = (self.sq[slot] / n - mean * mean).max(mean * 1.01).max(0.01);
+        Some(Prediction { expected: mean, variance, samples: n })
+    }
+
+    fn update(&mut self, slot: usize, count: f64, keep: f64) {
+        self.sum[slot] = self.sum[slot] * keep + count;
+        self.sq[slot] = self.sq[slot] * keep + count * count;
+        self.n[slot] = self.n[slot] * keep + 1.0;
+    }
+}
+
+/// What a bucket was judged against.
+#[derive(Debug, Clone, Copy)]
+enum Basis {
+    /// The principal's own baseline.
+    Own,
+    /// A principal too new for its own: its peers' distribution (and its
+    /// own short history; the bucket must be unusual for both).
+    Peers { principals: u32 },
 }
 
 /// Outcome counters of a detector.
@@ -75,6 +130,9 @@ pub struct CountDetectorStats {
     pub alerts: u64,
     pub suppressed: u64,
     pub too_young: u64,
+    /// Buckets of principals too new for a baseline of their own that were
+    /// judged against their peers instead.
+    pub judged_by_peers: u64,
     /// Alerts withheld because the bucket and the one before it together were not anomalous.
     pub shifted: u64,
 }
@@ -217,43 +275,71 @@ impl CountDetector {
                     state.previous = Some(Previous { start: t.0, count: 0, prediction: state.baseline.predict(t) });
                 }
                 state.baseline.update(t, 0.0, def.forgetting);
+                self.peers[kind_index(state.kind)].update(slot_of(t), 0.0, def.forgetting);
             }
         }
-        let prediction = state.baseline.predict(EventTime(start));
+        let own = state.baseline.predict(EventTime(start));
         let previous = state.previous.filter(|p| p.start == start - def.bucket_ms);
-        state.previous = Some(Previous { start, count: bucket.count, prediction });
-        let peer = &peers_before[kind_index(state.kind)];
-        let peer_value = (peer.n[slot] > 0.0).then(|| peer.sum[slot] / peer.n[slot]);
+        state.previous = Some(Previous { start, count: bucket.count, prediction: own });
+        let peers = &peers_before[kind_index(state.kind)];
+        let peer_value = peers.mean(slot);
         state.baseline.update(EventTime(start), bucket.count as f64, def.forgetting);
+        if state.last_closed.is_none() {
+            self.peers[kind_index(state.kind)].principals += 1;
+        }
         state.last_closed = Some(start);
-        let p = &mut self.peers[kind_index(state.kind)];
-        p.sum[slot] = p.sum[slot] * def.forgetting + bucket.count as f64;
-        p.n[slot] = p.n[slot] * def.forgetting + 1.0;
+        self.peers[kind_index(state.kind)].update(slot, bucket.count as f64, def.forgetting);
         self.stats.buckets_scored += 1;
 
         let end = start + def.bucket_ms;
+        let age_ms = end - first_seen.0;
+        // A principal with enough history is judged against its own
+        // baseline; a newer one against its peers, when there are enough of
+        // them, and else not at all.
+        let (basis, prediction) = if age_ms >= def.min_history_ms {
+            (Basis::Own, own)
+        } else if let Some(peer) = peers.predict(slot) {
+            (Basis::Peers { principals: peers.principals }, peer)
+        } else {
+            (Basis::Own, own)
+        };
         // The tail probability is only worth computing when the count is
         // large enough, absolutely and relative to the expectation, to alert.
-        let could_fire = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * prediction.expected;
-        let p_value = if could_fire { prediction.p_value(bucket.count) } else { 1.0 };
+        let expected = match basis {
+            Basis::Own => own.expected,
+            Basis::Peers { .. } => own.expected.max(prediction.expected),
+        };
+        let could_fire = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * expected;
+        let p_value = match (could_fire, basis) {
+            (false, _) => 1.0,
+            (true, Basis::Own) => own.p_value(bucket.count),
+            (true, Basis::Peers { .. }) => prediction.p_value(bucket.count).max(own.p_value(bucket.count)),
+        };
         let s = score_of(p_value);
         let mut fires = could_fire && s >= def.threshold;
         // A shift in time is not a burst: a job that ran late moves its
         // queries into the next hour, which then looks busy while the hour
         // before looks quiet. The bucket must also be anomalous together
         // with the one before it.
-        if fires && let Some(prev) = previous {
-            let together = prev.prediction.plus(&prediction).p_value(prev.count + bucket.count);
+        if fires
+            && matches!(basis, Basis::Own)
+            && let Some(prev) = previous
+        {
+            let together = prev.prediction.plus(&own).p_value(prev.count + bucket.count);
             if score_of(together) < def.threshold {
                 fires = false;
                 self.stats.shifted += 1;
             }
         }
+        if fires && age_ms < def.min_history_ms && matches!(basis, Basis::Own) {
+            self.stats.too_young += 1;
+            fires = false;
+        }
         if fires {
-            let age_ms = end - first_seen.0;
-            if age_ms < def.min_history_ms {
-                self.stats.too_young += 1;
-            } else if start < state.suppressed_until {
+            if matches!(basis, Basis::Peers { .. }) {
+                self.stats.judged_by_peers += 1;
+            }
+            if start < state.suppressed_until {
                 self.stats.suppressed += 1;
             } else {
                 state.suppressed_until = end + def.suppress_ms;
@@ -261,6 +347,16 @@ impl CountDetector {
                 let principal = names.name(id);
                 let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
                 let (low, high) = prediction.interval();
+                let explained = Explained {
+                    kind: state.kind,
+                    start,
+                    end,
+                    count: bucket.count,
+                    expected: prediction.expected,
+                    interval: (low, high),
+                    age_ms,
+                    basis,
+                };
                 out.push(Alert {
                     schema_version: SCHEMA_VERSION,
                     alert_id: alert_id(&def.name, principal, start, &def.config_version),
@@ -276,17 +372,7 @@ impl CountDetector {
                     score: s,
                     p_value,
                     severity,
-                    summary: summary(
-                        def,
-                        principal,
-                        state.kind,
-                        start,
-                        end,
-                        bucket.count,
-                        prediction.expected,
-                        (low, high),
-                        age_ms,
-                    ),
+                    summary: summary(def, principal, &explained),
                     evidence: bucket.evidence.ids(),
                     context: AlertContext {
                         principal_kind: state.kind,
@@ -295,7 +381,7 @@ impl CountDetector {
                         signal: def.signal.name().to_owned(),
                         model: def.model.name().to_owned(),
                         baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
-                        baseline_samples: round2(prediction.samples),
+                        baseline_samples: round2(own.samples),
                         peer_value: peer_value.map(round2),
                         evidence_total: bucket.count,
                         config_version: def.config_version.clone(),
@@ -337,38 +423,52 @@ fn what(def: &Definition, n: u64) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summary(
-    def: &Definition,
-    principal: &str,
+/// What a summary sentence is made of.
+struct Explained {
     kind: PrincipalKind,
     start: i64,
     end: i64,
     count: u64,
     expected: f64,
-    (low, high): (f64, f64),
+    interval: (f64, f64),
     age_ms: i64,
-) -> String {
-    let t = EventTime(start);
+    basis: Basis,
+}
+
+fn summary(def: &Definition, principal: &str, e: &Explained) -> String {
+    let t = EventTime(e.start);
     let day = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][t.day_of_week() as usize];
-    let when = format!("{}–{} UTC on {day} {}", hhmm(start), hhmm(end), &t.to_string()[..10]);
-    let ratio = count as f64 / expected.max(0.01);
-    let days = age_ms as f64 / (24.0 * MS_PER_HOUR as f64);
-    format!(
-        "{} {principal} had {} between {when}, about {:.0}× the {:.1} expected at that hour (95% range {:.0}–{:.0}), judged against {:.0} days of its own history.",
-        match kind {
-            PrincipalKind::User => "User",
-            PrincipalKind::ServicePrincipal => "Service principal",
-            PrincipalKind::System => "System identity",
-            PrincipalKind::Unknown => "Principal",
-        },
-        what(def, count),
-        ratio,
-        expected,
-        low,
-        high,
-        days
-    )
+    let when = format!("{}–{} UTC on {day} {}", hhmm(e.start), hhmm(e.end), &t.to_string()[..10]);
+    let ratio = e.count as f64 / e.expected.max(0.01);
+    let (low, high) = e.interval;
+    let (kind, kinds) = match e.kind {
+        PrincipalKind::User => ("User", "users"),
+        PrincipalKind::ServicePrincipal => ("Service principal", "service principals"),
+        PrincipalKind::System => ("System identity", "system identities"),
+        PrincipalKind::Unknown => ("Principal", "principals"),
+    };
+    let what = what(def, e.count);
+    // "300× the 0.0 expected" reads as a bug: below one event a ratio says
+    // less than the expectation itself.
+    let versus = |whose: &str| {
+        if e.expected >= 0.5 {
+            format!("about {ratio:.0}× the {:.1} {whose}", e.expected)
+        } else {
+            format!("against {:.2} {whose}", e.expected)
+        }
+    };
+    match e.basis {
+        Basis::Own => format!(
+            "{kind} {principal} had {what} between {when}, {} (95% range {low:.0}–{high:.0}), judged against {:.0} days of its own history.",
+            versus("expected at that hour"),
+            e.age_ms as f64 / (24.0 * MS_PER_HOUR as f64)
+        ),
+        Basis::Peers { principals } => format!(
+            "{kind} {principal}, first seen {:.0} hours earlier, had {what} between {when}, {} (95% range {low:.0}–{high:.0}); too new for a baseline of its own, it was judged against {principals} {kinds}.",
+            e.age_ms as f64 / MS_PER_HOUR as f64,
+            versus(&format!("that {kinds} average at that hour"))
+        ),
+    }
 }
 
 fn hhmm(ms: i64) -> String {
@@ -469,6 +569,63 @@ mod tests {
         d.observe(id, PrincipalKind::User, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
         assert_eq!(d.stats.late, 1);
         assert_eq!(d.stats.buckets_scored, 1);
+    }
+
+    /// Eight users with an office rhythm from day 0, and a newcomer from
+    /// day 14 whose activity per hour is `newcomer(day, hour)`.
+    fn with_newcomer(newcomer: impl Fn(i64, i64) -> u64) -> (Vec<Alert>, CountDetectorStats) {
+        let mut d = CountDetector::new(built_in().unwrap().remove(0));
+        let mut names = Interner::default();
+        let t0 = 1_704_067_200_000; // Monday
+        let people: Vec<PrincipalId> = (0..9).map(|i| names.intern(&format!("u{i}@x"))).collect();
+        let mut first_seen = vec![EventTime(t0); 9];
+        first_seen[8] = EventTime(t0 + 14 * 24 * MS_PER_HOUR + 9 * MS_PER_HOUR);
+        let mut out = Vec::new();
+        let mut n = 0;
+        for day in 0..17 {
+            for hour in 0..24 {
+                let start = t0 + (day * 24 + hour) * MS_PER_HOUR;
+                for (i, id) in people.iter().enumerate() {
+                    let k = if i < 8 {
+                        office(day + i as i64, hour)
+                    } else if day >= 14 {
+                        newcomer(day, hour)
+                    } else {
+                        0
+                    };
+                    for j in 0..k {
+                        n += 1;
+                        let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
+                        d.observe(*id, PrincipalKind::User, &ev, EventTime(start));
+                    }
+                }
+                d.advance(EventTime(start), &names, &first_seen, &mut out);
+            }
+        }
+        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &first_seen, &mut out);
+        (out, d.stats)
+    }
+
+    #[test]
+    fn a_newcomer_behaving_like_its_peers_is_quiet() {
+        let (alerts, stats) = with_newcomer(|day, hour| office(day, hour) + 2);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        assert_eq!(stats.judged_by_peers, 0);
+    }
+
+    #[test]
+    fn a_newcomer_bursting_at_night_is_judged_against_its_peers() {
+        let (alerts, stats) = with_newcomer(|day, hour| if day == 15 && hour == 2 { 250 } else { office(day, hour) });
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(stats.judged_by_peers, 1);
+        let a = &alerts[0];
+        assert_eq!((a.principal.as_str(), a.observed), ("u8@x", 250.0));
+        assert!(a.summary.contains("first seen 18 hours earlier"), "{}", a.summary);
+        assert!(
+            a.summary.contains("too new for a baseline of its own, it was judged against 9 users"),
+            "{}",
+            a.summary
+        );
     }
 
     #[test]

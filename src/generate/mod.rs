@@ -770,6 +770,31 @@ fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: 
         let d = format!("{} made {n} {what} in one hour", w.people[who].name);
         w.label(who, signal, start, start + MS_PER_HOUR, d);
     }
+    // A new account taken over in its first days: too new for a baseline
+    // of its own, it must be judged against its peers.
+    let n = w.people.len();
+    let from = w.rng.random_range(0..n);
+    let newcomer = (0..n).map(|k| (from + k) % n).find(|&i| {
+        let p = &w.people[i];
+        p.human && p.first_day > 0 && p.first_day + 1 < w.cfg.days as i64 && p.queries > 0.3
+    });
+    if let Some(who) = newcomer {
+        let day = w.people[who].first_day + 1;
+        let start = night_hour(w, who, day);
+        if w.free(who, start, start + MS_PER_HOUR) {
+            let per_hour = ((w.people[who].queries * w.rng.random_range(20.0..40.0)) as u64).max(80);
+            for _ in 0..per_hour {
+                let t = start + w.rng.random_range(0..MS_PER_HOUR);
+                let command = ids.next();
+                push(w, recs, who, t, Act::Query { warehouse: 3, command });
+            }
+            let d = format!(
+                "{}, an account created the day before, ran {per_hour} SQL queries in one hour at night local time",
+                w.people[who].name
+            );
+            w.label(who, "query_frequency", start, start + MS_PER_HOUR, d);
+        }
+    }
 }
 
 /// An incident that is a burst of one action: signal, how to make one
