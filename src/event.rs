@@ -132,10 +132,15 @@ pub enum Signal {
     SecretRead,
     /// Query results, notebooks or files downloaded or exported.
     DataDownload,
+    /// An action by a user or service principal that names the network
+    /// address or client it came from (source IP, user agent): the input of
+    /// the first-seen source detector. Failed logins are left out (they
+    /// have their own signal).
+    Source,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 8] = [
+    pub const ALL: [Signal; 9] = [
         Signal::QueryFrequency,
         Signal::PermissionChange,
         Signal::JobRun,
@@ -144,6 +149,7 @@ impl Signal {
         Signal::TokenCreation,
         Signal::SecretRead,
         Signal::DataDownload,
+        Signal::Source,
     ];
 
     pub fn name(self) -> &'static str {
@@ -156,6 +162,7 @@ impl Signal {
             Signal::TokenCreation => "token_creation",
             Signal::SecretRead => "secret_read",
             Signal::DataDownload => "data_download",
+            Signal::Source => "source",
         }
     }
 

@@ -49,8 +49,9 @@ enum Command {
         /// Hours of history before --from used only to warm the baselines up.
         #[arg(long, default_value_t = 14 * 24)]
         warmup_hours: i64,
-        /// Only events that name principal P (email or service principal
-        /// application id; as actor, target or run-as identity).
+        /// Only alerts about principal P (email or service principal
+        /// application id). Every event is still read: a new principal is
+        /// judged against its peers, so P's alerts are those a full replay raises.
         #[arg(long, value_name = "P")]
         principal: Option<String>,
         /// Write alerts here: `.jsonl` (JSON lines) or `.parquet`.
@@ -92,7 +93,7 @@ enum Command {
         /// Gzip the delivered audit log files.
         #[arg(long)]
         gzip: bool,
-        /// Output directory (created).
+        /// Output directory (created if missing; a `logs/` folder already in it is replaced).
         #[arg(long)]
         out: PathBuf,
     },

@@ -10,6 +10,7 @@ use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
+use crate::detect::novelty::NoveltyDetector;
 use crate::detect::value::{Observation, ValueDetector};
 use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
 use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
@@ -41,7 +42,7 @@ pub struct PipelineConfig {
     pub to: Option<EventTime>,
     /// Events this long before `from` still train the baselines.
     pub warmup_ms: i64,
-    /// Only events that name this principal (as actor, target or run-as).
+    /// Only alerts about this principal (normalized like event principals).
     pub principal: Option<String>,
     /// Event time over which duplicate record ids are recognised.
     pub dedup_hours: i64,
@@ -79,6 +80,7 @@ pub struct Pipeline {
     drained_runs: Vec<JobRun>,
     detectors: Vec<CountDetector>,
     value_detectors: Vec<ValueDetector>,
+    novelty_detectors: Vec<NoveltyDetector>,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
     /// events and billing rows: `job_run_timeline` rows do not name one.
     /// Nested by workspace, so that a lookup by borrowed job id allocates nothing.
@@ -116,6 +118,13 @@ impl Pipeline {
                 .cloned()
                 .map(ValueDetector::new)
                 .collect(),
+            novelty_detectors: config
+                .definitions
+                .iter()
+                .filter(|d| d.model == Model::NewValue)
+                .cloned()
+                .map(NoveltyDetector::new)
+                .collect(),
             job_owners: FxHashMap::default(),
             stats: Stats::default(),
             since_expire: 0,
@@ -139,10 +148,7 @@ impl Pipeline {
         {
             return false;
         }
-        match &self.config.principal {
-            Some(p) => ev.principal == *p || ev.target == *p || ev.run_as == *p,
-            None => true,
-        }
+        true
     }
 
     /// Processes one decoded event; alerts it causes are appended to `out`.
@@ -193,7 +199,12 @@ impl Pipeline {
             d.observe(id, PrincipalKind::classify(key), ev, watermark);
         }
         if !ev.principal.is_empty() {
-            intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time);
+            let id = intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time);
+            if ev.signals.contains(Signal::Source) {
+                for d in &mut self.novelty_detectors {
+                    d.observe(id, ev.principal_kind, ev, watermark);
+                }
+            }
         }
         self.advance(watermark, out);
         self.keep_alerts_from(before, out);
@@ -218,6 +229,9 @@ impl Pipeline {
         }
         self.drained_runs = runs;
         for d in &mut self.detectors {
+            d.advance(watermark, &self.names, &self.first_seen, out);
+        }
+        for d in &mut self.novelty_detectors {
             d.advance(watermark, &self.names, &self.first_seen, out);
         }
         let (names, first_seen) = (&self.names, &self.first_seen);
@@ -292,18 +306,22 @@ impl Pipeline {
         }
     }
 
-    /// Drops alerts (from index `start`) whose window begins before `from`:
-    /// those windows only warm the baselines up.
+    /// Drops alerts (from index `start`) whose window begins before `from`
+    /// (those windows only warm the baselines up) or that are not about
+    /// `--principal`. Every principal's events still reach the detectors:
+    /// a newcomer is judged against its peers, so the alerts for one
+    /// principal are the ones a full replay raises for it.
     fn keep_alerts_from(&mut self, start: usize, out: &mut Vec<Alert>) {
-        if let Some(from) = self.config.from {
-            let from = from.to_string();
-            let mut i = start;
-            while i < out.len() {
-                if out[i].window_start < from {
-                    out.remove(i);
-                } else {
-                    i += 1;
-                }
+        let from = self.config.from.map(|f| f.to_string());
+        let principal = self.config.principal.as_deref();
+        let mut i = start;
+        while i < out.len() {
+            let early = from.as_deref().is_some_and(|f| out[i].window_start.as_str() < f);
+            let other = principal.is_some_and(|p| out[i].principal != p);
+            if early || other {
+                out.remove(i);
+            } else {
+                i += 1;
             }
         }
         for a in &out[start..] {
@@ -317,8 +335,10 @@ impl Pipeline {
         self.advance(EventTime(i64::MAX / 2), out);
         self.keep_alerts_from(before, out);
         self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>();
-        self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum();
+            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>();
+        self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
+            + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>();
         self.stats.runs_unpaired = self.runs.unpaired;
         self.stats.runs_abandoned = self.runs.abandoned;
         self.stats.principals = self.names.len() as u64;

@@ -8,6 +8,7 @@
 //! surprising a count is.
 
 pub mod count;
+pub mod novelty;
 pub mod value;
 
 /// A score 0–100 from a tail probability: `-10·log10(p)`, capped at 100.

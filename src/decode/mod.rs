@@ -10,7 +10,7 @@ pub mod catalog;
 pub mod dedup;
 pub mod raw;
 
-use crate::event::{Event, PrincipalKind, RunPhase, Shape, set_principal};
+use crate::event::{Event, PrincipalKind, RunPhase, Shape, Signal, set_principal};
 use crate::time::{EventTime, TimeError};
 use raw::{Loose, RawIdentity, RawParams, RawRecord, Text};
 use std::fmt;
@@ -283,6 +283,14 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
         }
     }
     set_params(ev, params);
+    let names_source = !ev.source_ip.is_empty() || !ev.user_agent.is_empty();
+    if names_source
+        && !ev.principal.is_empty()
+        && matches!(ev.principal_kind, PrincipalKind::User | PrincipalKind::ServicePrincipal)
+        && !ev.signals.contains(Signal::FailedLogin)
+    {
+        ev.signals = ev.signals.with(Signal::Source);
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! baseline as zeros when it next closes a bucket (bounded by
 //! [`MAX_ZERO_FILL`]).
 
+use super::buckets::{Bucket, Wheel, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
@@ -16,7 +17,6 @@ use crate::baseline::score_of;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
 use crate::time::{EventTime, MS_PER_HOUR};
-use std::collections::BTreeMap;
 
 /// The most empty buckets folded into a baseline at once: four weeks of
 /// hours. Past that the forgetting factor has erased the older history
@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 pub const MAX_ZERO_FILL: i64 = 24 * 28;
 
 /// A bucket not yet closed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OpenBucket {
     start: i64,
     count: u64,
@@ -33,6 +33,25 @@ struct OpenBucket {
     /// arrival order).
     workspace: u64,
     evidence: Evidence,
+}
+
+impl Default for OpenBucket {
+    fn default() -> Self {
+        OpenBucket { start: 0, count: 0, workspace: u64::MAX, evidence: Evidence::default() }
+    }
+}
+
+impl Bucket for OpenBucket {
+    fn start(&self) -> i64 {
+        self.start
+    }
+
+    fn reset(&mut self, start: i64) {
+        self.start = start;
+        self.count = 0;
+        self.workspace = u64::MAX;
+        self.evidence.clear();
+    }
 }
 
 /// The previous bucket's count and prediction, for the shift check.
@@ -54,61 +73,73 @@ struct PrincipalState {
     open: Vec<OpenBucket>,
 }
 
-/// Peer statistics over the principals of one kind: per slot, discounted
-/// count, sum and sum of squares of the counts of buckets in which a
-/// principal was active. A principal too new for a baseline of its own is
-/// judged against this distribution: across principals, so it is wide
-/// where peers differ (a new ETL service principal is not compared with
-/// the quietest one) and narrow where they agree (nobody runs 300 queries
-/// at 03:00).
+/// Peer statistics over the principals of one kind, per slot: the
+/// discounted mean count (empty hours count as zeros, folded in when a
+/// principal next closes a bucket) and the busiest bucket of any peer.
 ///
-/// Empty hours count as zeros (folded in when a principal next closes a
-/// bucket), so an hour at which peers are rarely active has a low, narrow
-/// expectation. Peers are the principals of the same kind; group
-/// membership, when the access model knows it, is the natural refinement.
+/// A principal too new for a baseline of its own (or with too little of it
+/// at an hour) is judged against its peers by the busiest of them: activity
+/// differs across principals by factors (a few heavy users do ten times
+/// what most do), so no simple distribution over peers is both quiet for a
+/// heavy newcomer and alert to a takeover. "More than twice what the
+/// busiest peer has recently done at this hour, and far above its own
+/// first hours" is both, and says itself in a sentence. Peers are the
+/// principals of the same kind; group membership, when the access model
+/// knows it, is the natural refinement.
 #[derive(Debug, Clone)]
 struct Peers {
     sum: [f64; SLOTS],
-    sq: [f64; SLOTS],
     n: [f64; SLOTS],
+    /// The busiest bucket of any peer, fading by about one forgetting step
+    /// a day.
+    high: [f64; SLOTS],
     /// Principals of this kind that have closed a bucket.
     principals: u32,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { sum: [0.0; SLOTS], sq: [0.0; SLOTS], n: [0.0; SLOTS], principals: 0 }
+        Peers { sum: [0.0; SLOTS], n: [0.0; SLOTS], high: [0.0; SLOTS], principals: 0 }
     }
 }
 
-/// Fewest other principals of a kind, and active buckets in a slot, for
-/// their distribution to stand in for a new principal's baseline.
+/// Fewest other principals of a kind, and buckets in a slot, for their
+/// busiest to stand in for a new principal's baseline.
 const MIN_PEERS: u32 = 5;
 const MIN_PEER_BUCKETS: f64 = 10.0;
+/// How many times the busiest peer a newcomer must exceed.
+const PEER_MARGIN: f64 = 2.0;
+
+/// What the peers did at an hour.
+#[derive(Debug, Clone, Copy)]
+struct PeerView {
+    mean: f64,
+    busiest: f64,
+}
 
 impl Peers {
     fn mean(&self, slot: usize) -> Option<f64> {
         (self.n[slot] > 0.0).then(|| self.sum[slot] / self.n[slot])
     }
 
-    /// The counts of peers in `slot` as a negative binomial by moments,
-    /// when there are enough peers to say. A slot seen too rarely (the
-    /// first weekend) borrows the same hour on the other kind of day.
-    fn predict(&self, slot: usize) -> Option<Prediction> {
+    /// The peers at `slot`, when there are enough of them to say. A slot
+    /// seen too rarely (the first weekend) borrows the same hour on the
+    /// other kind of day.
+    fn view(&self, slot: usize) -> Option<PeerView> {
         if self.principals <= MIN_PEERS {
             return None;
         }
         let slot = [slot, (slot + 24) % SLOTS].into_iter().find(|&s| self.n[s] >= MIN_PEER_BUCKETS)?;
-        let n = self.n[slot];
-        let mean = self.sum[slot] / n;
-        let variance = (self.sq[slot] / n - mean * mean).max(mean * 1.01).max(0.01);
-        Some(Prediction { expected: mean, variance, samples: n })
+        Some(PeerView { mean: self.sum[slot] / self.n[slot], busiest: self.high[slot] })
     }
 
     fn update(&mut self, slot: usize, count: f64, keep: f64) {
         self.sum[slot] = self.sum[slot] * keep + count;
-        self.sq[slot] = self.sq[slot] * keep + count * count;
         self.n[slot] = self.n[slot] * keep + 1.0;
+        // Each principal updates the slot once a day: fade by one step per
+        // day, not per update.
+        let fade = keep.powf(1.0 / self.principals.max(1) as f64);
+        self.high[slot] = (self.high[slot] * fade).max(count);
     }
 }
 
@@ -117,10 +148,15 @@ impl Peers {
 enum Basis {
     /// The principal's own baseline.
     Own,
-    /// A principal too new for its own: its peers' distribution (and its
-    /// own short history; the bucket must be unusual for both).
-    Peers { principals: u32 },
+    /// A principal too new for its own, or with too little of it at this
+    /// hour: its own short history, and only when it is also more than
+    /// [`PEER_MARGIN`] times busier than the busiest of its peers.
+    Peers { principals: u32, mean: f64, busiest: f64 },
 }
+
+/// Discounted buckets of its own at an hour (slot and hour of week) a
+/// principal needs to be judged on its own there.
+const MIN_OWN_SAMPLES: f64 = 3.0;
 
 /// Outcome counters of a detector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,9 +179,8 @@ pub struct CountDetector {
     def: Definition,
     principals: Vec<Option<PrincipalState>>,
     /// Bucket start → principals with that bucket open.
-    wheel: BTreeMap<i64, Vec<PrincipalId>>,
+    wheel: Wheel<OpenBucket>,
     peers: [Peers; 4],
-    spare: Vec<OpenBucket>,
     pub stats: CountDetectorStats,
 }
 
@@ -163,9 +198,8 @@ impl CountDetector {
         CountDetector {
             def,
             principals: Vec::new(),
-            wheel: BTreeMap::new(),
+            wheel: Wheel::default(),
             peers: Default::default(),
-            spare: Vec::new(),
             stats: CountDetectorStats::default(),
         }
     }
@@ -176,16 +210,11 @@ impl CountDetector {
 
     /// Counts `ev` for `principal` (of `kind`) unless its bucket is already closed.
     pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) {
-        let start = ev.time.floor(self.def.bucket_ms).0;
-        if start + self.def.bucket_ms <= watermark.0 {
+        let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
             return;
-        }
-        let idx = principal.0 as usize;
-        if self.principals.len() <= idx {
-            self.principals.resize_with(idx + 1, || None);
-        }
-        let state = self.principals[idx].get_or_insert_with(|| PrincipalState {
+        };
+        let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind,
             previous: None,
             last_closed: None,
@@ -199,19 +228,7 @@ impl CountDetector {
             self.stats.late += 1;
             return;
         }
-        let bucket = match state.open.iter().position(|b| b.start == start) {
-            Some(i) => &mut state.open[i],
-            None => {
-                let mut b = self.spare.pop().unwrap_or_default();
-                b.start = start;
-                b.count = 0;
-                b.workspace = ev.workspace;
-                b.evidence.clear();
-                state.open.push(b);
-                self.wheel.entry(start).or_default().push(principal);
-                state.open.last_mut().expect("just pushed")
-            }
-        };
+        let bucket = self.wheel.open(&mut state.open, principal, start);
         bucket.count += 1;
         bucket.workspace = bucket.workspace.min(ev.workspace);
         bucket.evidence.offer(ev.time.0, &ev.id, self.def.evidence_limit);
@@ -225,20 +242,13 @@ impl CountDetector {
     /// at close time, when everything before the watermark has arrived, it
     /// does not depend on arrival order.
     pub fn advance(&mut self, watermark: EventTime, names: &Interner, first_seen: &[EventTime], out: &mut Vec<Alert>) {
-        while let Some(entry) = self.wheel.first_entry() {
-            let start = *entry.key();
-            if start + self.def.bucket_ms > watermark.0 {
-                break;
-            }
-            let mut ids = entry.remove();
-            ids.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
-            ids.dedup();
+        while let Some((start, ids)) = self.wheel.next_due(watermark, self.def.bucket_ms, names) {
             let slot = slot_of(EventTime(start));
             // Peers are read as they were before this bucket, so that the
             // order principals close in within the bucket cannot matter.
             let peers_before = self.peers.clone();
             for id in ids {
-                let first = first_seen.get(id.0 as usize).copied().unwrap_or(EventTime(start)).min(EventTime(start));
+                let first = first_seen_of(first_seen, id, start);
                 self.close(id, start, slot, first, &peers_before, names, out);
             }
         }
@@ -259,10 +269,9 @@ impl CountDetector {
         let Some(state) = self.principals.get_mut(id.0 as usize).and_then(|s| s.as_mut()) else {
             return;
         };
-        let Some(pos) = state.open.iter().position(|b| b.start == start) else {
+        let Some(bucket) = Wheel::take(&mut state.open, start) else {
             return;
         };
-        let bucket = state.open.swap_remove(pos);
         // Fold the empty buckets since the last closed one (or since the
         // principal was first seen).
         let first_bucket = first_seen.floor(def.bucket_ms).0;
@@ -293,28 +302,24 @@ impl CountDetector {
 
         let end = start + def.bucket_ms;
         let age_ms = end - first_seen.0;
-        // A principal with enough history is judged against its own
-        // baseline; a newer one against its peers, when there are enough of
-        // them, and else not at all.
-        let (basis, prediction) = if age_ms >= def.min_history_ms {
-            (Basis::Own, own)
-        } else if let Some(peer) = peers.predict(slot) {
-            (Basis::Peers { principals: peers.principals }, peer)
-        } else {
-            (Basis::Own, own)
+        // A principal with enough history at this hour is judged against
+        // its own baseline; a newer one against its peers, when there are
+        // enough of them, and else not at all.
+        let young = age_ms < def.min_history_ms;
+        let basis = match peers.view(slot).filter(|_| young || own.samples < MIN_OWN_SAMPLES) {
+            Some(v) => Basis::Peers { principals: peers.principals, mean: v.mean, busiest: v.busiest },
+            None => Basis::Own,
         };
         // The tail probability is only worth computing when the count is
-        // large enough, absolutely and relative to the expectation, to alert.
-        let expected = match basis {
-            Basis::Own => own.expected,
-            Basis::Peers { .. } => own.expected.max(prediction.expected),
+        // large enough, absolutely and relative to the expectation (and, for
+        // a newcomer, to its peers), to alert.
+        let beyond_peers = match basis {
+            Basis::Own => true,
+            Basis::Peers { busiest, .. } => bucket.count as f64 > PEER_MARGIN * busiest,
         };
-        let could_fire = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * expected;
-        let p_value = match (could_fire, basis) {
-            (false, _) => 1.0,
-            (true, Basis::Own) => own.p_value(bucket.count),
-            (true, Basis::Peers { .. }) => prediction.p_value(bucket.count).max(own.p_value(bucket.count)),
-        };
+        let could_fire =
+            bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * own.expected && beyond_peers;
+        let p_value = if could_fire { own.p_value(bucket.count) } else { 1.0 };
         let s = score_of(p_value);
         let mut fires = could_fire && s >= def.threshold;
         // A shift in time is not a burst: a job that ran late moves its
@@ -331,7 +336,7 @@ impl CountDetector {
                 self.stats.shifted += 1;
             }
         }
-        if fires && age_ms < def.min_history_ms && matches!(basis, Basis::Own) {
+        if fires && young && matches!(basis, Basis::Own) {
             self.stats.too_young += 1;
             fires = false;
         }
@@ -346,13 +351,13 @@ impl CountDetector {
                 self.stats.alerts += 1;
                 let principal = names.name(id);
                 let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
-                let (low, high) = prediction.interval();
+                let (low, high) = own.interval();
                 let explained = Explained {
                     kind: state.kind,
                     start,
                     end,
                     count: bucket.count,
-                    expected: prediction.expected,
+                    expected: own.expected,
                     interval: (low, high),
                     age_ms,
                     basis,
@@ -366,7 +371,7 @@ impl CountDetector {
                     window_start: EventTime(start).to_string(),
                     window_end: EventTime(end).to_string(),
                     observed: bucket.count as f64,
-                    expected: round2(prediction.expected),
+                    expected: round2(own.expected),
                     expected_low: low,
                     expected_high: high,
                     score: s,
@@ -389,7 +394,7 @@ impl CountDetector {
                 });
             }
         }
-        self.spare.push(bucket);
+        self.wheel.recycle(bucket);
     }
 
     /// Principals with state.
@@ -419,6 +424,7 @@ fn what(def: &Definition, n: u64) -> String {
         TokenCreation => ("token created", "tokens created"),
         SecretRead => ("secret read", "secret reads"),
         DataDownload => ("download or export", "downloads and exports"),
+        Source => ("action naming its source", "actions naming their source"),
     };
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -463,10 +469,21 @@ fn summary(def: &Definition, principal: &str, e: &Explained) -> String {
             versus("expected at that hour"),
             e.age_ms as f64 / (24.0 * MS_PER_HOUR as f64)
         ),
-        Basis::Peers { principals } => format!(
-            "{kind} {principal}, first seen {:.0} hours earlier, had {what} between {when}, {} (95% range {low:.0}–{high:.0}); too new for a baseline of its own, it was judged against {principals} {kinds}.",
-            e.age_ms as f64 / MS_PER_HOUR as f64,
-            versus(&format!("that {kinds} average at that hour"))
+        Basis::Peers { principals, mean, busiest } => format!(
+            "{kind} {principal}, first seen {}, had {what} between {when}, {}, and {} (95% range {low:.0}–{high:.0}) from its own short history.",
+            if e.age_ms < 72 * MS_PER_HOUR {
+                format!("{:.0} hours earlier", e.age_ms as f64 / MS_PER_HOUR as f64)
+            } else {
+                format!("{:.0} days earlier", e.age_ms as f64 / (24 * MS_PER_HOUR) as f64)
+            },
+            if busiest < 0.5 {
+                format!("an hour at which none of {principals} {kinds} had lately been active")
+            } else {
+                format!(
+                    "more than twice the busiest of {principals} {kinds} at that hour ({busiest:.0}; they average {mean:.1})"
+                )
+            },
+            versus("expected")
         ),
     }
 }
@@ -621,11 +638,7 @@ mod tests {
         let a = &alerts[0];
         assert_eq!((a.principal.as_str(), a.observed), ("u8@x", 250.0));
         assert!(a.summary.contains("first seen 18 hours earlier"), "{}", a.summary);
-        assert!(
-            a.summary.contains("too new for a baseline of its own, it was judged against 9 users"),
-            "{}",
-            a.summary
-        );
+        assert!(a.summary.contains("an hour at which none of 9 users had lately been active"), "{}", a.summary);
     }
 
     #[test]

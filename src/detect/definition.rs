@@ -20,6 +20,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/data_download.toml", include_str!("../../models/data_download.toml")),
     ("models/job_runtime.toml", include_str!("../../models/job_runtime.toml")),
     ("models/cost.toml", include_str!("../../models/cost.toml")),
+    ("models/new_source.toml", include_str!("../../models/new_source.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +60,8 @@ pub enum Model {
     SeasonalGammaPoisson,
     /// Positive values, log scale, Student-t tail (see `baseline::value`).
     LogStudentT,
+    /// Values never seen before for a principal (see `baseline::novelty`).
+    NewValue,
 }
 
 impl Model {
@@ -66,6 +69,7 @@ impl Model {
         match self {
             Model::SeasonalGammaPoisson => "seasonal_gamma_poisson",
             Model::LogStudentT => "log_student_t",
+            Model::NewValue => "new_value",
         }
     }
 }
@@ -90,7 +94,8 @@ pub struct Definition {
     pub bucket_ms: i64,
     pub forgetting: f64,
     pub threshold: u8,
-    /// Count models: fewest events in a bucket to alert.
+    /// Count models: fewest events in a bucket to alert; new_value: fewest
+    /// events from the new network or client.
     pub min_count: u64,
     /// Value models: smallest value to alert, and fewest past samples.
     pub min_value: f64,
@@ -126,9 +131,11 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     let model = match raw.model.as_str() {
         "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
         "log_student_t" => Some(Model::LogStudentT),
+        "new_value" => Some(Model::NewValue),
         other => {
-            problems
-                .push(format!("key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t"));
+            problems.push(format!(
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value"
+            ));
             None
         }
     };
@@ -150,13 +157,20 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
             "key `model`: log_student_t scores values; signal `{}` is counted: use seasonal_gamma_poisson",
             raw.signal
         )),
+        (Some(Model::NewValue), Some(s)) if s != Signal::Source => problems.push(format!(
+            "key `model`: new_value scores where actions come from; signal `{}` does not say: use signal source",
+            raw.signal
+        )),
+        (Some(m), Some(Signal::Source)) if m != Model::NewValue => {
+            problems.push("key `model`: signal source is scored by new_value".into())
+        }
         _ => {}
     }
     if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
         problems.push("key `key`: principal_job is only for signal job_run".into());
     }
-    if model == Some(Model::SeasonalGammaPoisson) && raw.min_count.is_none() {
-        problems.push("key `min_count` is required by seasonal_gamma_poisson".into());
+    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue)) && raw.min_count.is_none() {
+        problems.push(format!("key `min_count` is required by {}", raw.model));
     }
     if model == Some(Model::LogStudentT) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
         problems.push("keys `min_value` and `min_samples` are required by log_student_t".into());

@@ -59,6 +59,11 @@ impl Evidence {
         self.items[..self.len].iter().map(|(_, id)| id.clone()).collect()
     }
 
+    /// The kept (time, id) pairs, earliest first.
+    pub fn items(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.items[..self.len].iter().map(|(t, id)| (*t, id.as_str()))
+    }
+
     /// The earliest kept id.
     pub fn first(&self) -> Option<&str> {
         self.items[..self.len].first().map(|(_, id)| id.as_str())

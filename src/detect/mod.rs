@@ -9,9 +9,11 @@
 //! and principals of one bucket in name order, so the alerts do not depend
 //! on arrival order within the allowed lateness.
 
+pub mod buckets;
 pub mod count;
 pub mod definition;
 pub mod evidence;
+pub mod novelty;
 pub mod value;
 
 use crate::time::EventTime;

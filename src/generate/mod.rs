@@ -21,6 +21,7 @@ use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,16 @@ struct Principal {
     growth: f64,
     ips: Vec<String>,
     agent: &'static str,
+    /// The same client after an update (version numbers only), used from
+    /// `upgrade_day` on: a hard negative for the first-seen source detector.
+    agent_next: &'static str,
+    upgrade_day: i64,
+    /// Works from a different network every day (mobile, hotels): new
+    /// networks are normal for this principal.
+    roams: bool,
+    /// From this day on, some of the principal's queries come through a
+    /// SQL connector from its usual network: a new client alone.
+    connector_from: Option<i64>,
     /// Uses serverless notebooks (billed to the user).
     serverless: bool,
 }
@@ -155,7 +166,8 @@ struct Rec {
     /// Sort key: event time plus delivery disorder.
     order: i64,
     who: usize,
-    ip: usize,
+    /// Index into `World::sources`: the (source IP, user agent) it came from.
+    source: u32,
     act: Act,
 }
 
@@ -206,6 +218,15 @@ const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 Version/17.2 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
 ];
+/// [`BROWSERS`] one version later.
+const BROWSERS_NEXT: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/121.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_3) AppleWebKit/605.1.15 Version/17.3 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:122.0) Gecko/20100101 Firefox/122.0",
+];
+const CONNECTOR: &str = "databricks-sql-python/3.0.1";
+/// Clients and networks of the token-theft incident.
+const STOLEN_CLIENTS: &[&str] = &["python-requests/2.31.0", "curl/8.4.0", "Go-http-client/1.1"];
 const SDKS: &[&str] =
     &["databricks-sdk-py/0.18.0", "Databricks-Jobs/1.0", "databricks-cli/0.212.0", "dbt-databricks/1.7.3"];
 
@@ -236,6 +257,9 @@ struct World {
     labels: Vec<Label>,
     /// Incident windows per principal, so that incidents never overlap.
     busy: Vec<(usize, i64, i64)>,
+    /// Distinct (source IP, user agent) pairs records came from.
+    sources: Vec<(String, &'static str)>,
+    source_ids: FxHashMap<(String, &'static str), u32>,
 }
 
 impl World {
@@ -262,6 +286,7 @@ impl World {
             let start_hour = rng.random_range(7..=10);
             let q: f64 = activity.sample(&mut rng);
             let joins_late = human && i % 10 == 3 && cfg.days > 6;
+            let browser = rng.random_range(0..BROWSERS.len());
             people.push(Principal {
                 name,
                 human,
@@ -277,11 +302,11 @@ impl World {
                 monday_report: human && i % 7 == 2,
                 growth: if human && i % 5 == 1 { 0.6 } else { 0.0 },
                 ips,
-                agent: if human {
-                    BROWSERS[rng.random_range(0..BROWSERS.len())]
-                } else {
-                    SDKS[rng.random_range(0..SDKS.len())]
-                },
+                agent: if human { BROWSERS[browser] } else { SDKS[browser % SDKS.len()] },
+                agent_next: if human { BROWSERS_NEXT[browser] } else { SDKS[browser % SDKS.len()] },
+                upgrade_day: rng.random_range(0..=cfg.days as i64),
+                roams: human && i % 6 == 4,
+                connector_from: (human && i % 8 == 5).then_some(cfg.days as i64 / 2),
                 serverless: human && rng.random_bool(0.2),
             });
         }
@@ -304,7 +329,27 @@ impl World {
         }
         // A public holiday: the first weekday of the second week.
         let holiday = if cfg.days >= 10 { 8 } else { -1 };
-        World { cfg: cfg.clone(), rng, people, jobs, holiday, labels: Vec::new(), busy: Vec::new() }
+        World {
+            cfg: cfg.clone(),
+            rng,
+            people,
+            jobs,
+            holiday,
+            labels: Vec::new(),
+            busy: Vec::new(),
+            sources: Vec::new(),
+            source_ids: FxHashMap::default(),
+        }
+    }
+
+    fn source(&mut self, ip: String, agent: &'static str) -> u32 {
+        if let Some(&i) = self.source_ids.get(&(ip.clone(), agent)) {
+            return i;
+        }
+        let i = self.sources.len() as u32;
+        self.sources.push((ip.clone(), agent));
+        self.source_ids.insert((ip, agent), i);
+        i
     }
 
     fn day_start(&self, day: i64) -> i64 {
@@ -385,10 +430,16 @@ impl World {
     }
 }
 
-/// Generates the data set into `out` (created if missing).
+/// Generates the data set into `out` (created if missing). A `logs/`
+/// folder already in `out` is removed first: files left from an earlier
+/// data set would be replayed with this one's labels.
 pub fn generate(cfg: &GenerateConfig, out: &Path) -> Result<GenerateSummary, GenerateError> {
     if cfg.days == 0 || cfg.principals == 0 {
         return Err(GenerateError::Empty);
+    }
+    let logs = out.join(LOGS_DIR);
+    if logs.exists() {
+        std::fs::remove_dir_all(&logs).map_err(|source| GenerateError::Io { path: logs.clone(), source })?;
     }
     let mut w = World::new(cfg);
     let days = cfg.days as i64;
@@ -423,10 +474,35 @@ fn push(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act) {
     if day < 0 || day >= recs.len() as i64 {
         return;
     }
+    let p = &w.people[who];
+    let (roams, upgraded, connector) =
+        (p.roams, day >= p.upgrade_day, p.connector_from.is_some_and(|d| day >= d) && matches!(act, Act::Query { .. }));
+    let ip = if roams {
+        // A different carrier-grade NAT network every day.
+        format!("100.{}.{}.{}", 64 + (day * 7 + who as i64) % 60, (day * 31 + who as i64 * 3) % 250, 1 + who % 200)
+    } else {
+        p.ips[w.rng.random_range(0..p.ips.len())].clone()
+    };
+    let agent = if connector && w.rng.random_bool(0.3) {
+        CONNECTOR
+    } else if upgraded {
+        w.people[who].agent_next
+    } else {
+        w.people[who].agent
+    };
+    push_from(w, recs, who, time, act, ip, agent);
+}
+
+/// A record from a given network and client.
+fn push_from(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act, ip: String, agent: &'static str) {
+    let day = (time - w.cfg.start.0).div_euclid(MS_PER_DAY);
+    if day < 0 || day >= recs.len() as i64 {
+        return;
+    }
     // Delivery disorder: up to five minutes.
     let order = time + w.rng.random_range(0..5 * MS_PER_MINUTE);
-    let ip = w.rng.random_range(0..w.people[who].ips.len());
-    recs[day as usize].push(Rec { time, order, who, ip, act });
+    let source = w.source(ip, agent);
+    recs[day as usize].push(Rec { time, order, who, source, act });
 }
 
 fn simulate_people(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, ids: &mut Counter) {
@@ -769,6 +845,31 @@ fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: 
         }
         let d = format!("{} made {n} {what} in one hour", w.people[who].name);
         w.label(who, signal, start, start + MS_PER_HOUR, d);
+    }
+    // A stolen token used from elsewhere: a settled user's identity acts
+    // from a network and with a client it has never used.
+    let theft = w.place(|w| {
+        let who = w.pick(true, |p| !p.roams && p.connector_from.is_none())?;
+        let day = w.incident_day();
+        Some((who, w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR))
+    });
+    if let Some((who, start)) = theft {
+        let ip = format!("185.220.{}.{}", w.rng.random_range(100..110), w.rng.random_range(2..250));
+        let agent = STOLEN_CLIENTS[w.rng.random_range(0..STOLEN_CLIENTS.len())];
+        let n = w.rng.random_range(4..12);
+        for k in 0..n {
+            let t = start + w.rng.random_range(0..MS_PER_HOUR);
+            let act = if k % 4 == 3 {
+                Act::Download
+            } else {
+                let table = TABLES[w.rng.random_range(0..TABLES.len())];
+                Act::ReadTable { table }
+            };
+            push_from(w, recs, who, t, act, ip.clone(), agent);
+        }
+        let d =
+            format!("{}'s token used from {ip} with {agent}: {n} reads and downloads in one hour", w.people[who].name);
+        w.label(who, "source", start, start + MS_PER_HOUR, d);
     }
     // A new account taken over in its first days: too new for a baseline
     // of its own, it must be judged against its peers.

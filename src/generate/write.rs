@@ -196,7 +196,7 @@ fn delivered(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str)
     let _ = write!(
         line,
         r#"{{"version":"2.0","auditLevel":"{level}","timestamp":{},"orgId":{org},"workspaceId":"{ws}","shardName":{shard},"accountId":"{ACCOUNT_ID}","sourceIPAddress":"{}","userAgent":"{}","sessionId":null,"userIdentity":{{"email":"{email}","subjectName":null}},"serviceName":"{}","actionName":"{}","requestId":"{request_id}","requestParams":{{{}}},"response":{response}}}"#,
-        r.time, who.ips[r.ip], who.agent, p.service, p.action, p.params,
+        r.time, w.sources[r.source as usize].0, w.sources[r.source as usize].1, p.service, p.action, p.params,
     );
 }
 
@@ -211,8 +211,8 @@ fn system_row(line: &mut String, w: &World, r: &Rec, p: &Parts, request_id: &str
         r#"{{"account_id":"{ACCOUNT_ID}","workspace_id":"{}","version":"2.0","event_time":"{t}","event_date":"{}","source_ip_address":"{}","user_agent":"{}","session_id":null,"user_identity":{{"email":"{email}","subject_name":null}},"service_name":"{}","action_name":"{}","request_id":"{request_id}","request_params":{{{}}},"response":{{"status_code":{},"error_message":{},"result":null}},"audit_level":"WORKSPACE_LEVEL","event_id":"{event_id}","identity_metadata":{{"run_by":"{email}","run_as":{run_as},"acting_as":null}}}}"#,
         who.workspace,
         &t[..10],
-        who.ips[r.ip],
-        who.agent,
+        w.sources[r.source as usize].0,
+        w.sources[r.source as usize].1,
         p.service,
         p.action,
         p.params,
