@@ -2,6 +2,7 @@
 //! else lives here.
 
 use anyhow::{Context, Result, bail};
+use auditwatch::detect::allowlist::Allowlist;
 use auditwatch::detect::definition;
 use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay};
 use auditwatch::time::{EventTime, MS_PER_HOUR};
@@ -69,6 +70,10 @@ enum Command {
         /// Detector definition files (TOML) to use instead of the built-in ones.
         #[arg(long = "model", value_name = "FILE")]
         models: Vec<PathBuf>,
+        /// Allowlist file (TOML): alerts not to emit, each entry with owner,
+        /// reason and expiry (see README, "Allowlist").
+        #[arg(long, value_name = "FILE")]
+        allowlist: Option<PathBuf>,
         /// Print every alert with its explanation after the summary.
         #[arg(long)]
         print_alerts: bool,
@@ -162,6 +167,12 @@ fn load_definitions(files: &[PathBuf]) -> Result<Vec<definition::Definition>> {
     Ok(defs)
 }
 
+fn load_allowlist(path: &std::path::Path, defs: &[definition::Definition]) -> Result<Allowlist> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    Ok(Allowlist::parse(&path.display().to_string(), &text, &names)?)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format, &cli.log);
@@ -177,11 +188,15 @@ fn main() -> Result<()> {
             allowed_lateness_minutes,
             max_record_bytes,
             models,
+            allowlist,
             print_alerts,
             no_progress,
             inline_decode,
         } => {
             let mut config = PipelineConfig::new(load_definitions(&models)?);
+            if let Some(path) = allowlist {
+                config.allowlist = load_allowlist(&path, &config.definitions)?;
+            }
             config.from = from;
             config.to = to;
             config.warmup_ms = warmup_hours * MS_PER_HOUR;

@@ -8,6 +8,7 @@
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
+use crate::detect::allowlist::Allowlist;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
 use crate::detect::novelty::NoveltyDetector;
@@ -48,6 +49,8 @@ pub struct PipelineConfig {
     pub dedup_hours: i64,
     /// Job runs still open after this long are abandoned.
     pub max_run_hours: i64,
+    /// Alerts not to emit (see `detect::allowlist`).
+    pub allowlist: Allowlist,
 }
 
 impl PipelineConfig {
@@ -61,6 +64,7 @@ impl PipelineConfig {
             principal: None,
             dedup_hours: 2,
             max_run_hours: 72,
+            allowlist: Allowlist::default(),
         }
     }
 }
@@ -318,7 +322,7 @@ impl Pipeline {
         while i < out.len() {
             let early = from.as_deref().is_some_and(|f| out[i].window_start.as_str() < f);
             let other = principal.is_some_and(|p| out[i].principal != p);
-            if early || other {
+            if early || other || self.config.allowlist.drops(&out[i]) {
                 out.remove(i);
             } else {
                 i += 1;
@@ -339,6 +343,16 @@ impl Pipeline {
             + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>();
         self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
             + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>();
+        self.stats.allowlisted = self
+            .config
+            .allowlist
+            .entries
+            .iter()
+            .map(|e| {
+                let detector = e.detector.as_deref().unwrap_or("*");
+                (format!("{} {detector} (owner {}, until {})", e.principal, e.owner, e.expires), e.dropped)
+            })
+            .collect();
         self.stats.runs_unpaired = self.runs.unpaired;
         self.stats.runs_abandoned = self.runs.abandoned;
         self.stats.principals = self.names.len() as u64;

@@ -134,3 +134,55 @@ fn parquet_alerts_are_readable_by_duckdb() {
     let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got, want);
 }
+
+#[test]
+fn an_allowlist_entry_drops_its_alerts_until_it_expires_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    auditwatch(&["generate", "--days", "12", "--principals", "30", "--seed", "4", "--out", data_s]);
+    let all = dir.path().join("all.jsonl");
+    auditwatch(&["replay", data_s, "--alerts-out", all.to_str().unwrap(), "--no-progress"]);
+    let all = read_jsonl(&all);
+    let first = all.first().expect("the data set raises alerts");
+    let (detector, who) = (first["detector"].as_str().unwrap(), first["principal"].as_str().unwrap());
+    let start = t(first["window_start"].as_str().unwrap());
+
+    // Expires one millisecond after the first alert's window starts: that
+    // alert is dropped, later ones of the same principal are not.
+    let allow = dir.path().join("allow.toml");
+    std::fs::write(
+        &allow,
+        format!(
+            "[[allow]]\ndetector = \"{detector}\"\nprincipal = \"{}\"\nowner = \"secops@acme.example\"\nreason = \"test\"\nexpires = \"{}\"\n",
+            who.to_uppercase(),
+            start + 1
+        ),
+    )
+    .unwrap();
+    let some = dir.path().join("some.jsonl");
+    let summary = auditwatch(&[
+        "replay",
+        data_s,
+        "--allowlist",
+        allow.to_str().unwrap(),
+        "--alerts-out",
+        some.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    let some = read_jsonl(&some);
+    let dropped: Vec<_> = all.iter().filter(|a| !some.contains(a)).collect();
+    assert_eq!(dropped, [first], "exactly the covered alert is dropped");
+    assert!(summary.contains("allowlisted alerts by entry (1 total"), "{summary}");
+    assert!(summary.contains("owner secops@acme.example"), "{summary}");
+
+    // A typo in the detector name is refused, naming the file and the key.
+    std::fs::write(&allow, std::fs::read_to_string(&allow).unwrap().replace(detector, "no_such_detector")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+        .args(["replay", data_s, "--allowlist", allow.to_str().unwrap(), "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allow.toml: allow[0].detector: `no_such_detector`"), "{err}");
+}

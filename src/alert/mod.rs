@@ -66,7 +66,7 @@ pub struct Alert {
     pub alert_id: String,
     pub detector: String,
     pub principal: String,
-    /// Workspace of the first evidencing event (`"0"` for account level).
+    /// Smallest workspace id among the events of the window (`"0"` for account level).
     pub workspace_id: String,
     /// RFC 3339, UTC.
     pub window_start: String,

@@ -39,6 +39,8 @@ pub struct Stats {
     pub buckets_scored: u64,
     /// Alerts raised, by detector.
     pub alerts_by_detector: BTreeMap<String, u64>,
+    /// Alerts dropped by each allowlist entry (its description, count).
+    pub allowlisted: Vec<(String, u64)>,
     /// Input bytes read.
     pub bytes: u64,
     /// Principals tracked.
@@ -101,6 +103,13 @@ impl Stats {
         let _ = writeln!(s, "alerts by detector ({} total)", self.alerts());
         for (d, n) in &self.alerts_by_detector {
             let _ = writeln!(s, "  {d:<36} {n}");
+        }
+        if !self.allowlisted.is_empty() {
+            let total: u64 = self.allowlisted.iter().map(|(_, n)| n).sum();
+            let _ = writeln!(s, "allowlisted alerts by entry ({total} total, not in the alerts above)");
+            for (entry, n) in &self.allowlisted {
+                let _ = writeln!(s, "  {entry:<72} {n}");
+            }
         }
         s
     }
