@@ -373,6 +373,7 @@ fn intern_seen(
     let id = names.intern(name);
     let i = id.0 as usize;
     if first_seen.len() <= i {
+        crate::state::grow(first_seen, i + 1);
         first_seen.resize(i + 1, t);
     }
     first_seen[i] = first_seen[i].min(t);

@@ -8,7 +8,7 @@
 //! a start, in principal-name order, so that the order events arrived in
 //! cannot change what a detector sees.
 
-use crate::state::{Interner, PrincipalId};
+use crate::state::{Interner, PrincipalId, grow};
 use crate::time::EventTime;
 use std::collections::BTreeMap;
 
@@ -86,13 +86,24 @@ pub fn open_start(time: EventTime, bucket_ms: i64, watermark: EventTime) -> Opti
     (start + bucket_ms > watermark.0).then_some(start)
 }
 
+/// A per-principal table, indexed by [`PrincipalId`]. Ids are shared by
+/// every detector, and most principals feed only a few signals, so a slot
+/// holds a box: an absent principal costs 8 bytes, not a whole state.
+pub type Table<S> = Vec<Option<Box<S>>>;
+
 /// The state of `id` in a per-principal table, created by `init` on first use.
-pub fn state_of<S>(table: &mut Vec<Option<S>>, id: PrincipalId, init: impl FnOnce() -> S) -> &mut S {
+pub fn state_of<S>(table: &mut Table<S>, id: PrincipalId, init: impl FnOnce() -> S) -> &mut S {
     let idx = id.0 as usize;
     if table.len() <= idx {
+        grow(table, idx + 1);
         table.resize_with(idx + 1, || None);
     }
-    table[idx].get_or_insert_with(init)
+    table[idx].get_or_insert_with(|| Box::new(init()))
+}
+
+/// The state of `id`, if it has one.
+pub fn existing<S>(table: &mut Table<S>, id: PrincipalId) -> Option<&mut S> {
+    table.get_mut(id.0 as usize).and_then(|s| s.as_deref_mut())
 }
 
 /// When the baseline of `id` starts for a bucket starting at `start`: its

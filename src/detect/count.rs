@@ -8,7 +8,7 @@
 //! baseline as zeros when it next closes a bucket (bounded by
 //! [`MAX_ZERO_FILL`]).
 
-use super::buckets::{Bucket, Wheel, first_seen_of, open_start, state_of};
+use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
@@ -177,7 +177,7 @@ pub struct CountDetectorStats {
 #[derive(Debug)]
 pub struct CountDetector {
     def: Definition,
-    principals: Vec<Option<PrincipalState>>,
+    principals: Table<PrincipalState>,
     /// Bucket start → principals with that bucket open.
     wheel: Wheel<OpenBucket>,
     peers: [Peers; 4],
@@ -266,7 +266,7 @@ impl CountDetector {
         out: &mut Vec<Alert>,
     ) {
         let def = &self.def;
-        let Some(state) = self.principals.get_mut(id.0 as usize).and_then(|s| s.as_mut()) else {
+        let Some(state) = existing(&mut self.principals, id) else {
             return;
         };
         let Some(bucket) = Wheel::take(&mut state.open, start) else {
@@ -405,7 +405,7 @@ impl CountDetector {
     /// Bytes of state per tracked principal (baseline, bookkeeping and the
     /// slot in the principal table), excluding open buckets' evidence.
     pub fn bytes_per_principal() -> usize {
-        std::mem::size_of::<Option<PrincipalState>>()
+        std::mem::size_of::<Option<Box<PrincipalState>>>() + std::mem::size_of::<PrincipalState>()
     }
 }
 

@@ -42,6 +42,9 @@ impl Evidence {
         }
         if self.len < limit {
             if self.len == self.items.len() {
+                // One at a time: most buckets hold a few events, and a
+                // doubling Vec would keep room for ten in each of them.
+                self.items.reserve_exact(1);
                 self.items.push((0, String::new()));
             }
             self.len += 1;

@@ -13,7 +13,7 @@
 //! updated when a bucket closes, in time order, so the outcome does not
 //! depend on arrival order within the allowed lateness.
 
-use super::buckets::{Bucket, Wheel, first_seen_of, open_start, state_of};
+use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
@@ -34,10 +34,10 @@ const PER_BUCKET: usize = 8;
 #[derive(Debug, Default)]
 struct Value {
     hash: u32,
-    /// The normalized value, and the raw one of its earliest event.
+    /// The normalized value, and the smallest raw one seen as it (what
+    /// the summary shows; the smallest, so that arrival order cannot pick).
     normalized: String,
     raw: String,
-    raw_key: (i64, String),
     events: u64,
     evidence: Evidence,
 }
@@ -64,12 +64,9 @@ impl Values {
         if let Some(v) = live.iter_mut().find(|v| v.hash == hash && v.normalized == normalized) {
             v.events += 1;
             v.evidence.offer(ev.time.0, &ev.id, limit);
-            if (ev.time.0, ev.id.as_str()) < (v.raw_key.0, v.raw_key.1.as_str()) {
+            if raw < v.raw.as_str() {
                 v.raw.clear();
                 v.raw.push_str(raw);
-                v.raw_key.0 = ev.time.0;
-                v.raw_key.1.clear();
-                v.raw_key.1.push_str(&ev.id);
             }
             return;
         }
@@ -85,6 +82,9 @@ impl Values {
             self.live -= 1;
         }
         if self.live == self.items.len() {
+            // One at a time: a principal's hour usually names one network
+            // and one client, and a doubling Vec would keep room for four.
+            self.items.reserve_exact(1);
             self.items.push(Value::default());
         }
         let v = &mut self.items[self.live];
@@ -94,9 +94,6 @@ impl Values {
         v.normalized.push_str(normalized);
         v.raw.clear();
         v.raw.push_str(raw);
-        v.raw_key.0 = ev.time.0;
-        v.raw_key.1.clear();
-        v.raw_key.1.push_str(&ev.id);
         v.events = 1;
         v.evidence.clear();
         v.evidence.offer(ev.time.0, &ev.id, limit);
@@ -165,7 +162,7 @@ pub struct NoveltyDetectorStats {
 #[derive(Debug)]
 pub struct NoveltyDetector {
     def: Definition,
-    principals: Vec<Option<PrincipalState>>,
+    principals: Table<PrincipalState>,
     wheel: Wheel<OpenBucket>,
     scratch: String,
     pub stats: NoveltyDetectorStats,
@@ -241,7 +238,7 @@ impl NoveltyDetector {
 
     fn close(&mut self, id: PrincipalId, start: i64, first_seen: EventTime, names: &Interner, out: &mut Vec<Alert>) {
         let def = &self.def;
-        let Some(state) = self.principals.get_mut(id.0 as usize).and_then(|s| s.as_mut()) else {
+        let Some(state) = existing(&mut self.principals, id) else {
             return;
         };
         let Some(bucket) = Wheel::take(&mut state.open, start) else {
@@ -343,7 +340,7 @@ impl NoveltyDetector {
 
     /// Bytes of state per tracked principal, excluding open buckets.
     pub fn bytes_per_principal() -> usize {
-        std::mem::size_of::<Option<PrincipalState>>()
+        std::mem::size_of::<Option<Box<PrincipalState>>>() + std::mem::size_of::<PrincipalState>()
     }
 }
 

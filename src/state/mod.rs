@@ -7,6 +7,16 @@
 
 use rustc_hash::FxHashMap;
 
+/// Makes room for `len` entries with at most an eighth to spare: a Vec
+/// that doubles keeps up to half of a million-principal table empty.
+/// Per-principal tables grow through this.
+pub fn grow<T>(v: &mut Vec<T>, len: usize) {
+    if v.capacity() < len {
+        let want = len.max(v.capacity() + v.capacity() / 8);
+        v.reserve_exact(want - v.len());
+    }
+}
+
 /// A principal's interned id, dense from 0 in first-seen order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PrincipalId(pub u32);
@@ -25,6 +35,8 @@ impl Interner {
             return *id;
         }
         let id = PrincipalId(self.names.len() as u32);
+        let len = self.names.len() + 1;
+        grow(&mut self.names, len);
         self.names.push(name.into());
         self.ids.insert(name.into(), id);
         id
