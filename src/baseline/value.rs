@@ -29,9 +29,6 @@ pub struct LogValues {
 pub struct ValuePrediction {
     /// Median of the predictive distribution (exp of the log location).
     pub expected: f64,
-    /// Central 95% interval.
-    pub low: f64,
-    pub high: f64,
     /// Effective number of samples behind it.
     pub samples: f64,
     location: f64,
@@ -40,6 +37,16 @@ pub struct ValuePrediction {
 }
 
 impl ValuePrediction {
+    /// Central 95% predictive interval. Inverting the Student-t costs
+    /// dozens of incomplete-beta evaluations, so it is computed only for
+    /// the few values that alert.
+    pub fn interval(&self) -> (f64, f64) {
+        match StudentsT::new(self.location, self.scale, self.dof) {
+            Ok(t) => (t.inverse_cdf(0.025).exp(), t.inverse_cdf(0.975).exp()),
+            Err(_) => (0.0, f64::INFINITY),
+        }
+    }
+
     /// P(value ≥ observed).
     pub fn p_value(&self, observed: f64) -> f64 {
         if observed <= 0.0 {
@@ -94,16 +101,9 @@ impl LogValues {
         let scale = (var * (1.0 + 1.0 / self.n as f64)).sqrt();
         let dof = (n + PRIOR_SAMPLES - 1.0).max(1.0);
         let location = self.mean as f64;
-        let t = StudentsT::new(location, scale, dof).ok()?;
-        Some(ValuePrediction {
-            expected: location.exp(),
-            low: t.inverse_cdf(0.025).exp(),
-            high: t.inverse_cdf(0.975).exp(),
-            samples: self.n as f64,
-            location,
-            scale,
-            dof,
-        })
+        // Refuses parameters the distribution cannot take (NaN, zero scale).
+        StudentsT::new(location, scale, dof).ok()?;
+        Some(ValuePrediction { expected: location.exp(), samples: self.n as f64, location, scale, dof })
     }
 
     /// Folds in a positive value; `keep` in (0, 1] discounts the past.
@@ -134,16 +134,9 @@ impl LogValues {
         let scale = (var * (1.0 + 1.0 / n)).sqrt();
         let dof = (n + PRIOR_SAMPLES - 1.0).max(1.0);
         let location = self.mean as f64;
-        let t = StudentsT::new(location, scale, dof).ok()?;
-        Some(ValuePrediction {
-            expected: location.exp(),
-            low: t.inverse_cdf(0.025).exp(),
-            high: t.inverse_cdf(0.975).exp(),
-            samples: n,
-            location,
-            scale,
-            dof,
-        })
+        // Refuses parameters the distribution cannot take (NaN, zero scale).
+        StudentsT::new(location, scale, dof).ok()?;
+        Some(ValuePrediction { expected: location.exp(), samples: n, location, scale, dof })
     }
 }
 
@@ -159,7 +152,8 @@ mod tests {
         }
         let p = m.predict().unwrap();
         assert!((p.expected - 600.0).abs() < 30.0, "{p:?}");
-        assert!(p.low < 600.0 && p.high > 600.0);
+        let (low, high) = p.interval();
+        assert!(low < 600.0 && high > 600.0);
         assert!(p.p_value(650.0) > 0.05, "{}", p.p_value(650.0));
         assert!(p.p_value(4000.0) < 1e-6, "{}", p.p_value(4000.0));
     }

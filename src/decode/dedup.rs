@@ -3,31 +3,36 @@
 //! Audit delivery and system-table exports can hand the same record over
 //! twice (redelivery, overlapping exports). A record is a duplicate when its
 //! shape, id, action and event time equal an earlier record's within the
-//! window. Only a 64-bit hash of that key is kept, in hourly generations, so
-//! memory is bounded by the records of the window (a false match needs a
+//! window. Only a 64-bit hash of that key is kept, with the hour it was seen
+//! in, so memory is bounded by the records of the window (a false match needs a
 //! 64-bit collision among them: about 1e-8 for 10^6 records). Records
 //! without an id are never called duplicates.
 
 use crate::event::Event;
 use crate::time::MS_PER_HOUR;
-use rustc_hash::{FxHashSet, FxHasher};
-use std::collections::VecDeque;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
 #[derive(Debug)]
 pub struct Dedup {
-    /// (hour, hashes of records whose event time falls in that hour).
-    generations: VecDeque<(i64, FxHashSet<u64>)>,
+    /// Hash of a record's key → the hour of its event time.
+    seen: FxHashMap<u64, i64>,
+    /// The newest hour seen, and the horizon up to which `seen` was last swept.
+    newest: i64,
+    swept: i64,
     window_hours: i64,
 }
 
 impl Dedup {
     /// Remembers ids for `window_hours` of event time (at least 1).
     pub fn new(window_hours: i64) -> Self {
-        Dedup { generations: VecDeque::new(), window_hours: window_hours.max(1) }
+        Dedup { seen: FxHashMap::default(), newest: i64::MIN, swept: i64::MIN, window_hours: window_hours.max(1) }
     }
 
     /// Returns `true` when `ev` repeats a record already seen in the window.
+    /// One hash probe per record; entries that fell out of the window are
+    /// swept once per hour of event time.
     pub fn is_duplicate(&mut self, ev: &Event) -> bool {
         if ev.id.is_empty() {
             return false;
@@ -39,31 +44,28 @@ impl Dedup {
         ev.time.hash(&mut h);
         let key = h.finish();
         let hour = ev.time.0.div_euclid(MS_PER_HOUR);
-        let newest = self.generations.back().map(|g| g.0).unwrap_or(i64::MIN);
-        // Expire generations that fell out of the window behind the newest hour.
-        let horizon = newest.max(hour) - self.window_hours;
-        while self.generations.front().is_some_and(|g| g.0 < horizon) {
-            self.generations.pop_front();
-        }
+        self.newest = self.newest.max(hour);
+        let horizon = self.newest.saturating_sub(self.window_hours);
         if hour < horizon {
             // Older than the window: it can no longer be checked; let it through.
             return false;
         }
-        if self.generations.iter().any(|(_, set)| set.contains(&key)) {
-            return true;
+        if self.swept < horizon {
+            self.seen.retain(|_, h| *h >= horizon);
+            self.swept = horizon;
         }
-        match self.generations.iter_mut().find(|g| g.0 == hour) {
-            Some((_, set)) => {
-                set.insert(key);
+        match self.seen.entry(key) {
+            Entry::Occupied(mut e) if *e.get() < horizon => {
+                // Left over from before the window: not a repeat.
+                e.insert(hour);
+                false
             }
-            None => {
-                let pos = self.generations.iter().position(|g| g.0 > hour).unwrap_or(self.generations.len());
-                let mut set = FxHashSet::default();
-                set.insert(key);
-                self.generations.insert(pos, (hour, set));
+            Entry::Occupied(_) => true,
+            Entry::Vacant(e) => {
+                e.insert(hour);
+                false
             }
         }
-        false
     }
 }
 

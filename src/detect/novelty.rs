@@ -58,6 +58,21 @@ impl Values {
         self.dropped = 0;
     }
 
+    /// Counts `ev` under the value already shown as `raw`, if there is one:
+    /// the usual case (one network, one browser), which then needs no
+    /// normalizing. A raw value normalizes to one value only, so this
+    /// changes nothing but the cost.
+    fn offer_known(&mut self, raw: &str, ev: &Event, limit: usize) -> bool {
+        match self.items[..self.live].iter_mut().find(|v| v.raw == raw) {
+            Some(v) => {
+                v.events += 1;
+                v.evidence.offer(ev.time.0, &ev.id, limit);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn offer(&mut self, normalized: &str, raw: &str, ev: &Event, limit: usize) {
         let hash = hash_value(normalized);
         let live = &mut self.items[..self.live];
@@ -213,11 +228,15 @@ impl NoveltyDetector {
         bucket.events += 1;
         bucket.workspace = bucket.workspace.min(ev.workspace);
         let limit = self.def.evidence_limit;
-        if let Some(ip) = ev.source_ip() {
+        if let Some(ip) = ev.source_ip()
+            && !bucket.networks.offer_known(ip, ev, limit)
+        {
             network_of(ip, &mut self.scratch);
             bucket.networks.offer(&self.scratch, ip, ev, limit);
         }
-        if let Some(ua) = ev.user_agent() {
+        if let Some(ua) = ev.user_agent()
+            && !bucket.clients.offer_known(ua, ev, limit)
+        {
             client_of(ua, &mut self.scratch);
             if !self.scratch.is_empty() {
                 bucket.clients.offer(&self.scratch, ua, ev, limit);

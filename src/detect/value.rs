@@ -225,9 +225,10 @@ impl ValueDetector {
         state.suppressed_until = p.window_end + def.suppress_ms;
         self.stats.alerts += 1;
         let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
+        let (low, high) = prediction.interval();
         let summary = match def.key {
-            Key::PrincipalJob => runtime_summary(&p, &prediction),
-            Key::Principal => cost_summary(&p, &prediction, samples),
+            Key::PrincipalJob => runtime_summary(&p, &prediction, (low, high)),
+            Key::Principal => cost_summary(&p, &prediction, (low, high), samples),
         };
         out.push(Alert {
             schema_version: SCHEMA_VERSION,
@@ -239,8 +240,8 @@ impl ValueDetector {
             window_end: EventTime(p.window_end).to_string(),
             observed: round2(p.value()),
             expected: round2(prediction.expected),
-            expected_low: round2(prediction.low),
-            expected_high: round2(prediction.high),
+            expected_low: round2(low),
+            expected_high: round2(high),
             score: s,
             p_value,
             severity,
@@ -284,7 +285,7 @@ fn who(kind: PrincipalKind) -> &'static str {
     }
 }
 
-fn runtime_summary(p: &Pending, e: &ValuePrediction) -> String {
+fn runtime_summary(p: &Pending, e: &ValuePrediction, (low, high): (f64, f64)) -> String {
     format!(
         "Job {} run {} as {} {} ran {} from {} to {}, {:.1}× its usual {} (95% range {}–{}), judged against {:.0} earlier runs.",
         p.job,
@@ -296,13 +297,13 @@ fn runtime_summary(p: &Pending, e: &ValuePrediction) -> String {
         EventTime(p.window_end),
         p.value() / e.expected.max(1e-9),
         duration(e.expected),
-        duration(e.low),
-        duration(e.high),
+        duration(low),
+        duration(high),
         e.samples,
     )
 }
 
-fn cost_summary(p: &Pending, e: &ValuePrediction, samples: f64) -> String {
+fn cost_summary(p: &Pending, e: &ValuePrediction, (low, high): (f64, f64), samples: f64) -> String {
     let unit = |v: f64| if p.priced { format!("${v:.2}") } else { format!("{v:.1} DBU") };
     format!(
         "{} {} was billed {} between {} and {} ({} usage records), {:.1}× its usual {} an hour (95% range {}–{}), judged against {:.0} billed hours.",
@@ -318,8 +319,8 @@ fn cost_summary(p: &Pending, e: &ValuePrediction, samples: f64) -> String {
         p.evidence.total(),
         p.value() / e.expected.max(1e-9),
         unit(e.expected),
-        unit(e.low),
-        unit(e.high),
+        unit(low),
+        unit(high),
         samples,
     )
 }
