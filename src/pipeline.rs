@@ -190,6 +190,10 @@ impl Pipeline {
         if shape == Shape::BillingUsage {
             self.usage(ev);
         }
+        // The actor is interned once; a signal counted under it (most are)
+        // reuses its id and kind.
+        let actor = (!ev.principal.is_empty())
+            .then(|| intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time));
         for d in &mut self.detectors {
             let signal = d.definition().signal;
             if !ev.signals.contains(signal) {
@@ -199,15 +203,17 @@ impl Pipeline {
             if key.is_empty() {
                 continue;
             }
-            let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
-            d.observe(id, PrincipalKind::classify(key), ev, watermark);
+            let (id, kind) = match actor {
+                Some(id) if std::ptr::eq(key, ev.principal.as_str()) => (id, ev.principal_kind),
+                _ => (intern_seen(&mut self.names, &mut self.first_seen, key, ev.time), PrincipalKind::classify(key)),
+            };
+            d.observe(id, kind, ev, watermark);
         }
-        if !ev.principal.is_empty() {
-            let id = intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time);
-            if ev.signals.contains(Signal::Source) {
-                for d in &mut self.novelty_detectors {
-                    d.observe(id, ev.principal_kind, ev, watermark);
-                }
+        if let Some(id) = actor
+            && ev.signals.contains(Signal::Source)
+        {
+            for d in &mut self.novelty_detectors {
+                d.observe(id, ev.principal_kind, ev, watermark);
             }
         }
         self.advance(watermark, out);

@@ -23,12 +23,16 @@ pub trait Bucket: Default {
 #[derive(Debug)]
 pub struct Wheel<B> {
     due: BTreeMap<i64, Vec<PrincipalId>>,
+    /// The earliest start in `due` (`i64::MAX` when empty): a detector is
+    /// asked to close buckets after every event, and almost always has
+    /// nothing to close.
+    first: i64,
     spare: Vec<B>,
 }
 
 impl<B> Default for Wheel<B> {
     fn default() -> Self {
-        Wheel { due: BTreeMap::new(), spare: Vec::new() }
+        Wheel { due: BTreeMap::new(), first: i64::MAX, spare: Vec::new() }
     }
 }
 
@@ -43,6 +47,7 @@ impl<B: Bucket> Wheel<B> {
                 b.reset(start);
                 open.push(b);
                 self.due.entry(start).or_default().push(principal);
+                self.first = self.first.min(start);
                 open.last_mut().expect("just pushed")
             }
         }
@@ -56,12 +61,11 @@ impl<B: Bucket> Wheel<B> {
         bucket_ms: i64,
         names: &Interner,
     ) -> Option<(i64, Vec<PrincipalId>)> {
-        let entry = self.due.first_entry()?;
-        let start = *entry.key();
-        if start + bucket_ms > watermark.0 {
+        if self.first.saturating_add(bucket_ms) > watermark.0 {
             return None;
         }
-        let mut ids = entry.remove();
+        let (start, mut ids) = self.due.pop_first()?;
+        self.first = self.due.first_key_value().map_or(i64::MAX, |(k, _)| *k);
         ids.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
         ids.dedup();
         Some((start, ids))
