@@ -21,6 +21,7 @@
 //! - [`pipeline`]: wires the stages; replay and the demo share it.
 //! - [`generate`]: synthetic Databricks activity with labelled incidents.
 //! - [`eval`]: precision, recall and time to detect on generated data.
+//! - [`score_series`]: the same models on any exported metric series (CSV).
 //! - [`event`] and [`time`]: the typed vocabulary all stages share.
 //!
 //! # Example
@@ -49,6 +50,7 @@ pub mod eval;
 pub mod event;
 pub mod generate;
 pub mod pipeline;
+pub mod score_series;
 pub mod signal;
 pub mod sink;
 pub mod source;

@@ -131,6 +131,11 @@ impl Prediction {
         }
     }
 
+    /// P(X ≤ observed).
+    pub fn p_value_below(&self, observed: u64) -> f64 {
+        self.distribution().map_or(1.0, |nb| nb.cdf(observed))
+    }
+
     /// Central 95% predictive interval.
     pub fn interval(&self) -> (f64, f64) {
         match self.distribution() {

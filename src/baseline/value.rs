@@ -57,6 +57,54 @@ impl ValuePrediction {
             Err(_) => 1.0,
         }
     }
+
+    /// P(value ≤ observed); values ≤ 0 are below any positive value.
+    pub fn p_value_below(&self, observed: f64) -> f64 {
+        if observed <= 0.0 {
+            return 0.0;
+        }
+        match StudentsT::new(self.location, self.scale, self.dof) {
+            Ok(t) => t.cdf(observed.ln()),
+            Err(_) => 1.0,
+        }
+    }
+}
+
+/// Samples an hour-of-day location needs before it is preferred to the
+/// all-hours one.
+const HOUR_MIN_SAMPLES: f64 = 3.0;
+
+/// Values with a daily rhythm (an hourly bill): a location per hour of the
+/// day (UTC) with the spread pooled over hours, and the all-hours model
+/// until an hour has a few samples of its own. A principal whose daily job
+/// bills at 00:00 is judged at 00:00 against earlier midnights.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HourlyValues {
+    all: LogValues,
+    hours: [LogValues; 24],
+    residuals: Residuals,
+}
+
+impl HourlyValues {
+    /// Values folded in (discounted).
+    pub fn samples(&self) -> f64 {
+        self.all.samples()
+    }
+
+    /// What the model expects at `t`, without changing it.
+    pub fn predict(&self, t: crate::time::EventTime) -> Option<ValuePrediction> {
+        let hour = &self.hours[t.hour_of_day() as usize];
+        if hour.samples() >= HOUR_MIN_SAMPLES { hour.predict_pooled(&self.residuals) } else { self.all.predict() }
+    }
+
+    /// Folds in the value at `t`; `keep` discounts the past per value.
+    pub fn update(&mut self, t: crate::time::EventTime, value: f64, keep: f64) {
+        let hour = &mut self.hours[t.hour_of_day() as usize];
+        self.residuals.update(hour, value, keep);
+        // One update a day per hour: its memory is stretched to match.
+        hour.update(value, keep.powf(1.0 / 24.0));
+        self.all.update(value, keep);
+    }
 }
 
 /// Discounted spread of residuals around per-slot locations, pooled over

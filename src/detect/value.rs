@@ -12,7 +12,7 @@ use super::definition::{Definition, Key};
 use super::evidence::Evidence;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
-use crate::baseline::value::{LogValues, Residuals, ValuePrediction};
+use crate::baseline::value::{HourlyValues, LogValues, ValuePrediction};
 use crate::event::PrincipalKind;
 use crate::time::{EventTime, MS_PER_HOUR};
 use rustc_hash::FxHashMap;
@@ -43,20 +43,19 @@ impl Pending {
     }
 }
 
-#[derive(Debug, Default)]
-struct KeyState {
-    baseline: LogValues,
-    /// Per hour of day (UTC), for bucketed values: a principal whose daily
-    /// job bills at 00:00 is judged at 00:00 against earlier midnights.
-    hours: Option<Box<[LogValues; 24]>>,
-    /// Spread around the hourly locations, pooled over hours.
-    residuals: Residuals,
-    suppressed_until: i64,
+/// The baseline of one key: per-run values (runtimes) have no daily
+/// rhythm; hourly values (cost) do.
+#[derive(Debug)]
+enum Baseline {
+    Runs(LogValues),
+    Hourly(Box<HourlyValues>),
 }
 
-/// Samples an hour-of-day baseline needs before it is preferred to the
-/// all-hours one.
-const HOUR_MIN_SAMPLES: f64 = 3.0;
+#[derive(Debug)]
+struct KeyState {
+    baseline: Baseline,
+    suppressed_until: i64,
+}
 
 /// Outcome counters of a value detector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -181,25 +180,26 @@ impl ValueDetector {
 
     fn score(&mut self, p: Pending, first_seen: EventTime, out: &mut Vec<Alert>) {
         let def = &self.def;
-        let state = self.keys.entry(key_of(def, &p.principal, &p.job)).or_default();
-        let samples = state.baseline.samples();
-        let prediction = match (def.key, &mut state.hours) {
-            (Key::Principal, hours) => {
-                let hours = hours.get_or_insert_with(Default::default);
-                let hour = &mut hours[EventTime(p.window_start).hour_of_day() as usize];
-                let prediction = if hour.samples() >= HOUR_MIN_SAMPLES {
-                    hour.predict_pooled(&state.residuals)
-                } else {
-                    state.baseline.predict()
-                };
-                state.residuals.update(hour, p.value(), def.forgetting);
-                // One update a day per hour: its memory is stretched to match.
-                hour.update(p.value(), def.forgetting.powf(1.0 / 24.0));
-                prediction
+        let state = self.keys.entry(key_of(def, &p.principal, &p.job)).or_insert_with(|| KeyState {
+            baseline: match def.key {
+                Key::PrincipalJob => Baseline::Runs(LogValues::default()),
+                Key::Principal => Baseline::Hourly(Box::default()),
+            },
+            suppressed_until: i64::MIN,
+        });
+        let at = EventTime(p.window_start);
+        let (samples, prediction) = match &mut state.baseline {
+            Baseline::Runs(runs) => {
+                let before = (runs.samples(), runs.predict());
+                runs.update(p.value(), def.forgetting);
+                before
             }
-            (Key::PrincipalJob, _) => state.baseline.predict(),
+            Baseline::Hourly(hourly) => {
+                let before = (hourly.samples(), hourly.predict(at));
+                hourly.update(at, p.value(), def.forgetting);
+                before
+            }
         };
-        state.baseline.update(p.value(), def.forgetting);
         self.stats.scored += 1;
         let Some(prediction) = prediction else { return };
         let could_fire = samples >= def.min_samples as f64
