@@ -37,14 +37,17 @@ pub struct ValuePrediction {
 }
 
 impl ValuePrediction {
+    /// The predictive Student-t of the log value (parameters were checked
+    /// when the prediction was made).
+    fn t(&self) -> Option<StudentsT> {
+        StudentsT::new(self.location, self.scale, self.dof).ok()
+    }
+
     /// Central 95% predictive interval. Inverting the Student-t costs
     /// dozens of incomplete-beta evaluations, so it is computed only for
     /// the few values that alert.
     pub fn interval(&self) -> (f64, f64) {
-        match StudentsT::new(self.location, self.scale, self.dof) {
-            Ok(t) => (t.inverse_cdf(0.025).exp(), t.inverse_cdf(0.975).exp()),
-            Err(_) => (0.0, f64::INFINITY),
-        }
+        self.t().map_or((0.0, f64::INFINITY), |t| (t.inverse_cdf(0.025).exp(), t.inverse_cdf(0.975).exp()))
     }
 
     /// P(value ≥ observed).
@@ -52,10 +55,7 @@ impl ValuePrediction {
         if observed <= 0.0 {
             return 1.0;
         }
-        match StudentsT::new(self.location, self.scale, self.dof) {
-            Ok(t) => t.sf(observed.ln()),
-            Err(_) => 1.0,
-        }
+        self.t().map_or(1.0, |t| t.sf(observed.ln()))
     }
 
     /// P(value ≤ observed); values ≤ 0 are below any positive value.
@@ -63,10 +63,7 @@ impl ValuePrediction {
         if observed <= 0.0 {
             return 0.0;
         }
-        match StudentsT::new(self.location, self.scale, self.dof) {
-            Ok(t) => t.cdf(observed.ln()),
-            Err(_) => 1.0,
-        }
+        self.t().map_or(1.0, |t| t.cdf(observed.ln()))
     }
 }
 
