@@ -5,7 +5,6 @@
 use crate::generate::{GenerateConfig, generate};
 use crate::pipeline::{PipelineConfig, ReplayOptions, replay};
 use crate::sink::render_alert;
-use crate::time::EventTime;
 use std::path::Path;
 
 /// Runs the demo, printing to stdout.
@@ -21,7 +20,9 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
     println!("generated {} events with {} labelled incidents\n", summary.total_events, summary.incidents.len());
 
     let definitions = crate::detect::definition::built_in()?;
-    let covered: Vec<String> = definitions.iter().map(|d| d.signal.name().to_owned()).collect();
+    // A label names a signal or a detector (`job_runtime` is the detector
+    // of signal `job_run`).
+    let covered: Vec<String> = definitions.iter().flat_map(|d| [d.signal.name().to_owned(), d.name.clone()]).collect();
     let opts = ReplayOptions {
         inputs: vec![dir.join(crate::generate::LOGS_DIR)],
         alerts_out: keep.map(|d| d.join("alerts.jsonl")),
@@ -37,11 +38,7 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
     }
     println!("== injected incidents ==");
     for label in &summary.incidents {
-        let hit = report.alerts.iter().any(|a| {
-            a.principal == label.principal
-                && a.context.signal == label.signal
-                && overlaps(&a.window_start, &a.window_end, &label.start, &label.end)
-        });
+        let hit = report.alerts.iter().any(|a| crate::eval::matches(a, label));
         let status = if hit {
             "DETECTED"
         } else if covered.contains(&label.signal) {
@@ -52,14 +49,9 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         println!("  {:<8} {:<18} {:<40} {status}", label.incident, label.signal, label.principal);
     }
     println!("\n== summary ==\n{}", report.stats.render(report.seconds));
-    println!("alerts written to {}", opts.alerts_out.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
-    if keep.is_none() {
-        println!("(generated data removed; pass --keep DIR to keep it)");
+    match &opts.alerts_out {
+        Some(path) => println!("data, alerts and quarantine kept in {} (alerts: {})", dir.display(), path.display()),
+        None => println!("(generated data removed; pass --keep DIR to keep it, with the alerts as JSON lines)"),
     }
     Ok(())
-}
-
-fn overlaps(a_start: &str, a_end: &str, b_start: &str, b_end: &str) -> bool {
-    let t = |s: &str| EventTime::parse(s).map(|t| t.0).unwrap_or(0);
-    t(a_start) < t(b_end) && t(b_start) < t(a_end)
 }

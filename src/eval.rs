@@ -70,7 +70,7 @@ fn points_at(a: &Alert, l: &Label) -> bool {
 }
 
 /// The alert detects the incident: it points at it through its signal.
-fn matches(a: &Alert, l: &Label) -> bool {
+pub fn matches(a: &Alert, l: &Label) -> bool {
     points_at(a, l) && (a.detector == l.signal || a.context.signal == l.signal)
 }
 

@@ -470,7 +470,7 @@ fn summary(def: &Definition, principal: &str, e: &Explained) -> String {
             e.age_ms as f64 / (24.0 * MS_PER_HOUR as f64)
         ),
         Basis::Peers { principals, mean, busiest } => format!(
-            "{kind} {principal}, first seen {}, had {what} between {when}, {}, and {} (95% range {low:.0}–{high:.0}) from its own short history.",
+            "{kind} {principal}, first seen {}, had {what} between {when}: {}, and {} (95% range {low:.0}–{high:.0}) from its own history, which is short at that hour.",
             if e.age_ms < 72 * MS_PER_HOUR {
                 format!("{:.0} hours earlier", e.age_ms as f64 / MS_PER_HOUR as f64)
             } else {

@@ -413,11 +413,14 @@ fn summary(
         format!("{what} {}", parts.join(", "))
     };
     let days = age_ms as f64 / (24.0 * MS_PER_HOUR as f64);
+    let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (known_networks, known_clients) =
+        (count(known_networks, "network", "networks"), count(known_clients, "client", "clients"));
     let mut s = format!("{who} {principal} acted from ");
     match (networks.values.is_empty(), clients.values.is_empty()) {
         (false, false) => {
             s += &format!(
-                "a new network and with a new client in the hour from {when}: {}; {}. In {days:.0} days it used {known_networks} networks and {known_clients} clients; a new network comes in about {} of its active hours and a new client in about {}.",
+                "a new network and with a new client in the hour from {when}: {}; {}. In {days:.0} days it used {known_networks} and {known_clients}; a new network comes in about {} of its active hours and a new client in about {}.",
                 list(networks, "network"),
                 list(clients, "client"),
                 one_in(networks.p),
@@ -426,14 +429,14 @@ fn summary(
         }
         (false, true) => {
             s += &format!(
-                "a new network in the hour from {when}: {}. In {days:.0} days and {active_networks:.0} active hours it used {known_networks} networks; a new one comes in about {} of its active hours.",
+                "a new network in the hour from {when}: {}. In {days:.0} days and {active_networks:.0} active hours it used {known_networks}; a new one comes in about {} of its active hours.",
                 list(networks, "network"),
                 one_in(networks.p),
             );
         }
         _ => {
             s = format!(
-                "{who} {principal} used a new client in the hour from {when}: {}. In {days:.0} days and {active_clients:.0} active hours it used {known_clients} clients; a new one comes in about {} of its active hours.",
+                "{who} {principal} used a new client in the hour from {when}: {}. In {days:.0} days and {active_clients:.0} active hours it used {known_clients}; a new one comes in about {} of its active hours.",
                 list(clients, "client"),
                 one_in(clients.p),
             );
@@ -512,7 +515,7 @@ mod tests {
         let a = &alerts[0];
         assert_eq!((a.principal.as_str(), a.observed, a.evidence.len()), ("ana@x", 2.0, 4));
         assert!(a.summary.starts_with("User ana@x acted from a new network and with a new client in the hour from 10:00 UTC on 2024-01-22: network 185.220.101.7 (4 events); client python-requests/2.31.0 (4 events)."), "{}", a.summary);
-        assert!(a.summary.contains("it used 1 networks and 1 clients"), "{}", a.summary);
+        assert!(a.summary.contains("it used 1 network and 1 client;"), "{}", a.summary);
     }
 
     #[test]

@@ -104,18 +104,22 @@ impl QuarantineFile {
 /// Renders an alert for a terminal: severity, summary and the evidence.
 pub fn render_alert(a: &Alert) -> String {
     let peer = a.context.peer_value.map(|p| format!(", peers of its kind {p:.1}")).unwrap_or_default();
+    let figures = if a.context.model == "new_value" {
+        format!("new values {} (chance of that {:.1e})", a.observed, a.expected)
+    } else {
+        format!(
+            "observed {} vs expected {:.1} (95% {:.0}–{:.0}){peer}",
+            a.observed, a.expected, a.expected_low, a.expected_high
+        )
+    };
     format!(
-        "[{}] {} score {} (p={:.1e})  {}\n    {}\n    observed {} vs expected {:.1} (95% {:.0}–{:.0}){peer}; baseline {:.0} h, {:.1} samples\n    evidence ({} of {}): {}\n    alert_id {}\n",
+        "[{}] {} score {} (p={:.1e})  {}\n    {}\n    {figures}; baseline {:.0} h, {:.1} samples\n    evidence ({} of {}): {}\n    alert_id {}\n",
         a.severity.name().to_uppercase(),
         a.detector,
         a.score,
         a.p_value,
         a.window_start,
         a.summary,
-        a.observed,
-        a.expected,
-        a.expected_low,
-        a.expected_high,
         a.context.baseline_age_hours,
         a.context.baseline_samples,
         a.evidence.len(),
