@@ -240,6 +240,14 @@ pub struct Event {
     pub target: String,
     /// A group an action names (`targetGroupName`).
     pub group: String,
+    /// Unity Catalog permission changes as the request gives them (a JSON
+    /// array of `{principal, add, remove}`), for the access model.
+    pub changes: String,
+    /// The SCIM endpoint of an account-level create or delete (`/users`,
+    /// `/servicePrincipals`, `/groups`).
+    pub endpoint: String,
+    /// The role of `modifyUserRole`.
+    pub role: String,
     /// `requestId` / `event_id` / `record_id`: what an alert cites as evidence.
     pub id: String,
     /// HTTP-like status of the response, when given.
@@ -281,6 +289,9 @@ impl Event {
         self.securable.clear();
         self.target.clear();
         self.group.clear();
+        self.changes.clear();
+        self.endpoint.clear();
+        self.role.clear();
         self.id.clear();
         self.status = None;
         self.signals = Signals::EMPTY;

@@ -14,6 +14,8 @@
 //! - [`baseline`]: per-principal statistical models of each signal.
 //! - [`detect`]: event-time buckets closed by a watermark, scored against
 //!   the baselines by detectors.
+//! - [`access`]: who may do what, built from grants, groups, admin roles
+//!   and removals in the stream.
 //! - [`alert`]: the alert schema, deterministic ids and the alert policy.
 //! - [`sink`]: where alerts and quarantined records are written.
 //! - [`state`]: interning of principal names and the per-principal table.
@@ -41,6 +43,7 @@
 //! assert_eq!(ev.time.to_string(), "2024-01-01T10:00:00.000Z");
 //! ```
 
+pub mod access;
 pub mod alert;
 pub mod baseline;
 pub mod decode;

@@ -5,6 +5,7 @@
 //! not a second code path. [`replay`] drives it from files with a progress
 //! bar and writes the outputs.
 
+use crate::access::AccessModel;
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
@@ -69,6 +70,9 @@ impl PipelineConfig {
     }
 }
 
+/// Privileges listed in an alert's context, most powerful first.
+const MAX_PRIVILEGES_LISTED: usize = 8;
+
 /// All stages after decode.
 pub struct Pipeline {
     config: PipelineConfig,
@@ -85,6 +89,7 @@ pub struct Pipeline {
     detectors: Vec<CountDetector>,
     value_detectors: Vec<ValueDetector>,
     novelty_detectors: Vec<NoveltyDetector>,
+    access: AccessModel,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
     /// events and billing rows: `job_run_timeline` rows do not name one.
     /// Nested by workspace, so that a lookup by borrowed job id allocates nothing.
@@ -129,6 +134,7 @@ impl Pipeline {
                 .cloned()
                 .map(NoveltyDetector::new)
                 .collect(),
+            access: AccessModel::new(),
             job_owners: FxHashMap::default(),
             stats: Stats::default(),
             since_expire: 0,
@@ -190,6 +196,9 @@ impl Pipeline {
         if shape == Shape::BillingUsage {
             self.usage(ev);
         }
+        if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
+            self.access.observe(ev);
+        }
         // The actor is interned once; a signal counted under it (most are)
         // reuses its id and kind.
         let actor = (!ev.principal.is_empty())
@@ -228,6 +237,7 @@ impl Pipeline {
 
     /// Closes what the watermark has passed, in every detector.
     fn advance(&mut self, watermark: EventTime, out: &mut Vec<Alert>) {
+        let first_new = out.len();
         // Runs that ended before the watermark are complete: every piece
         // of them has arrived. They reach the runtime detectors before
         // those close anything at this watermark.
@@ -247,6 +257,36 @@ impl Pipeline {
         let (names, first_seen) = (&self.names, &self.first_seen);
         for d in &mut self.value_detectors {
             d.advance(watermark, |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(), out);
+        }
+        self.enrich(&mut out[first_new..]);
+        self.access.advance_to(watermark);
+    }
+
+    /// Adds what the access model says of each alert's principal, as of
+    /// the end of its window: its groups, the privileges a reviewer should
+    /// look at first, and a higher severity for admins when the detector
+    /// asks for it. Every alert raised at this watermark ends after the
+    /// model's time, so taking them in window-end order never needs the
+    /// model to go back.
+    fn enrich(&mut self, alerts: &mut [Alert]) {
+        let mut order: Vec<usize> = (0..alerts.len()).collect();
+        // Window ends are all written in one RFC 3339 form: text order is time order.
+        order.sort_by(|a, b| alerts[*a].window_end.cmp(&alerts[*b].window_end));
+        for i in order {
+            let a = &mut alerts[i];
+            if let Ok(end) = EventTime::parse(&a.window_end) {
+                self.access.advance_to(end);
+            }
+            a.context.groups = self.access.groups_of(&a.principal);
+            a.context.privileges = self.access.privileges_of(&a.principal, MAX_PRIVILEGES_LISTED);
+            let raise = self.config.definitions.iter().find(|d| d.name == a.detector).and_then(|d| d.admin_severity);
+            if let Some(severity) = raise
+                && self.access.is_admin(&a.principal)
+                && severity > a.severity
+            {
+                a.severity = severity;
+                a.summary.push_str(" It holds admin rights, which raises the severity.");
+            }
         }
     }
 

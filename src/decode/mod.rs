@@ -339,6 +339,13 @@ fn set_params(ev: &mut Event, p: &RawParams<'_>) {
         );
     }
     put(&mut ev.group, &p.target_group_name);
+    put(&mut ev.changes, &p.changes);
+    put(&mut ev.endpoint, &p.endpoint);
+    put(&mut ev.role, &p.role);
+    if ev.target.is_empty() {
+        // An ownership change names its new owner as the target.
+        set_principal_from(&mut ev.target, &p.owner);
+    }
     if ev.service == "jobs" {
         put(&mut ev.job_id, &p.job_id);
         put(&mut ev.run_id, &p.run_id);

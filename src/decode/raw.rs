@@ -231,6 +231,18 @@ pub struct RawParams<'a> {
     pub user: Text<'a>,
     #[serde(borrow, alias = "targetGroupName")]
     pub target_group_name: Text<'a>,
+    // Access changes: Unity Catalog permission changes (a JSON string of
+    // `[{principal, add, remove}]`), the SCIM endpoint of a delete, the role
+    // of `modifyUserRole`.
+    #[serde(borrow)]
+    pub changes: Text<'a>,
+    #[serde(borrow)]
+    pub endpoint: Text<'a>,
+    #[serde(borrow)]
+    pub role: Text<'a>,
+    /// The new owner of `changeOwner`.
+    #[serde(borrow)]
+    pub owner: Text<'a>,
     // Jobs.
     #[serde(borrow, alias = "jobId")]
     pub job_id: Text<'a>,

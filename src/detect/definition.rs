@@ -44,6 +44,8 @@ struct RawDefinition {
     min_ratio: f64,
     min_history_hours: u32,
     severity: String,
+    #[serde(default)]
+    admin_severity: Option<String>,
     high_score: u32,
     suppress_minutes: u32,
     evidence_limit: u32,
@@ -103,6 +105,8 @@ pub struct Definition {
     pub min_ratio: f64,
     pub min_history_ms: i64,
     pub severity: Severity,
+    /// Severity at least this when the principal holds admin rights.
+    pub admin_severity: Option<Severity>,
     pub high_score: u8,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
@@ -175,17 +179,19 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     if model == Some(Model::LogStudentT) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
         problems.push("keys `min_value` and `min_samples` are required by log_student_t".into());
     }
-    let severity = match raw.severity.as_str() {
+    let mut severity_of = |key: &str, value: &str| match value {
         "info" => Some(Severity::Info),
         "low" => Some(Severity::Low),
         "medium" => Some(Severity::Medium),
         "high" => Some(Severity::High),
         "critical" => Some(Severity::Critical),
         other => {
-            problems.push(format!("key `severity`: `{other}`; allowed: info, low, medium, high, critical"));
+            problems.push(format!("key `{key}`: `{other}`; allowed: info, low, medium, high, critical"));
             None
         }
     };
+    let severity = severity_of("severity", &raw.severity);
+    let admin_severity = raw.admin_severity.as_deref().and_then(|v| severity_of("admin_severity", v));
     if !(1..=1440).contains(&raw.bucket_minutes) || 1440 % raw.bucket_minutes != 0 {
         problems.push(format!(
             "key `bucket_minutes`: {}; allowed: a divisor of 1440 (a day), e.g. 15, 60, 1440",
@@ -227,6 +233,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         min_ratio: raw.min_ratio,
         min_history_ms: raw.min_history_hours as i64 * crate::time::MS_PER_HOUR,
         severity: severity.unwrap_or(Severity::Medium),
+        admin_severity,
         high_score: raw.high_score as u8,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,

@@ -127,6 +127,10 @@ const PARAMS: &[(&str, usize)] = &[
     ("runId", 15),
     ("job_terminal_state", 16),
     ("jobTerminalState", 16),
+    ("changes", 17),
+    ("endpoint", 18),
+    ("role", 19),
+    ("owner", 20),
 ];
 const USAGE_METADATA: &[(&str, usize)] = &[
     ("job_id", 0),
@@ -179,7 +183,11 @@ fn params(
         job_id,
         run_id,
         job_terminal_state,
-    ]: [Text<'_>; 17],
+        changes,
+        endpoint,
+        role,
+        owner,
+    ]: [Text<'_>; 21],
 ) -> RawParams<'_> {
     RawParams {
         full_name_arg,
@@ -199,6 +207,10 @@ fn params(
         job_id,
         run_id,
         job_terminal_state,
+        changes,
+        endpoint,
+        role,
+        owner,
     }
 }
 
@@ -942,6 +954,10 @@ fn render(raw: &RawRecord<'_>, bad: Option<&Bad<'_>>, out: &mut Vec<u8>) {
             ("job_id", &p.job_id),
             ("run_id", &p.run_id),
             ("job_terminal_state", &p.job_terminal_state),
+            ("changes", &p.changes),
+            ("endpoint", &p.endpoint),
+            ("role", &p.role),
+            ("owner", &p.owner),
         ] {
             n.text(key, value);
         }
