@@ -137,10 +137,13 @@ pub enum Signal {
     /// the first-seen source detector. Failed logins are left out (they
     /// have their own signal).
     Source,
+    /// Any audited action by a named principal (the input of the access
+    /// detectors: offboarded principals, role drift).
+    Activity,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 9] = [
+    pub const ALL: [Signal; 10] = [
         Signal::QueryFrequency,
         Signal::PermissionChange,
         Signal::JobRun,
@@ -150,6 +153,7 @@ impl Signal {
         Signal::SecretRead,
         Signal::DataDownload,
         Signal::Source,
+        Signal::Activity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +167,7 @@ impl Signal {
             Signal::SecretRead => "secret_read",
             Signal::DataDownload => "data_download",
             Signal::Source => "source",
+            Signal::Activity => "activity",
         }
     }
 

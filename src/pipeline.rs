@@ -9,6 +9,7 @@ use crate::access::AccessModel;
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
+use crate::detect::access::{AccessRule, Rule};
 use crate::detect::allowlist::Allowlist;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
@@ -89,6 +90,7 @@ pub struct Pipeline {
     detectors: Vec<CountDetector>,
     value_detectors: Vec<ValueDetector>,
     novelty_detectors: Vec<NoveltyDetector>,
+    access_rules: Vec<AccessRule>,
     access: AccessModel,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
     /// events and billing rows: `job_run_timeline` rows do not name one.
@@ -133,6 +135,15 @@ impl Pipeline {
                 .filter(|d| d.model == Model::NewValue)
                 .cloned()
                 .map(NoveltyDetector::new)
+                .collect(),
+            access_rules: config
+                .definitions
+                .iter()
+                .filter_map(|d| match d.model {
+                    Model::Offboarded => Some(AccessRule::new(d.clone(), Rule::Offboarded)),
+                    Model::RoleDrift => Some(AccessRule::new(d.clone(), Rule::RoleDrift)),
+                    _ => None,
+                })
                 .collect(),
             access: AccessModel::new(),
             job_owners: FxHashMap::default(),
@@ -198,6 +209,9 @@ impl Pipeline {
         }
         if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
             self.access.observe(ev);
+            for r in &mut self.access_rules {
+                r.note_access(ev);
+            }
         }
         // The actor is interned once; a signal counted under it (most are)
         // reuses its id and kind.
@@ -223,6 +237,13 @@ impl Pipeline {
         {
             for d in &mut self.novelty_detectors {
                 d.observe(id, ev.principal_kind, ev, watermark);
+            }
+        }
+        if let Some(id) = actor
+            && ev.signals.contains(Signal::Activity)
+        {
+            for r in &mut self.access_rules {
+                r.observe(id, ev, watermark);
             }
         }
         self.advance(watermark, out);
@@ -253,6 +274,9 @@ impl Pipeline {
         }
         for d in &mut self.novelty_detectors {
             d.advance(watermark, &self.names, &self.first_seen, out);
+        }
+        for r in &mut self.access_rules {
+            r.advance(watermark, &self.names, out);
         }
         let (names, first_seen) = (&self.names, &self.first_seen);
         for d in &mut self.value_detectors {
@@ -386,7 +410,8 @@ impl Pipeline {
         self.keep_alerts_from(before, out);
         self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
             + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>();
+            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>();
         self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
             + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>();
         self.stats.allowlisted = self

@@ -1,7 +1,8 @@
 //! Detection quality on the default generated scenario, over several seeds:
 //! recall ≥ 0.9 and precision ≥ 0.8, with hard negatives in the data
 //! (weekly reporting spikes, late joiners, a holiday, a growing team,
-//! heavy nightly batches).
+//! heavy nightly batches, roaming users, browser updates, SQL connectors
+//! used from the office).
 
 use auditwatch::detect::definition::built_in;
 use auditwatch::generate::{GenerateConfig, generate};
@@ -23,8 +24,9 @@ fn recall_and_precision_over_seeds() {
         // Every signal the generator injects has a detector.
         assert!(
             e.by_signal
-                .keys()
-                .all(|s| auditwatch::detect::definition::BUILT_IN.iter().any(|(f, _)| f.contains(s.as_str()))),
+                .iter()
+                .filter(|(_, f)| f.incidents > 0)
+                .all(|(s, _)| auditwatch::detect::definition::BUILT_IN.iter().any(|(f, _)| f.contains(s.as_str()))),
             "{report}"
         );
     }
@@ -33,7 +35,7 @@ fn recall_and_precision_over_seeds() {
     println!(
         "{report}\nrecall {recall:.3} ({detected}/{incidents}), precision {precision:.3} ({true_alerts}/{alerts})"
     );
-    assert!(incidents >= 32, "{report}");
+    assert!(incidents >= 48, "{report}");
     assert!(recall >= 0.9, "recall {recall:.3}\n{report}");
     assert!(precision >= 0.8, "precision {precision:.3}\n{report}");
 }

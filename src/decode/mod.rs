@@ -283,6 +283,9 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
         }
     }
     set_params(ev, params);
+    if !ev.principal.is_empty() && ev.principal_kind != PrincipalKind::System {
+        ev.signals = ev.signals.with(Signal::Activity);
+    }
     let names_source = !ev.source_ip.is_empty() || !ev.user_agent.is_empty();
     if names_source
         && !ev.principal.is_empty()

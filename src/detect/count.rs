@@ -425,6 +425,7 @@ fn what(def: &Definition, n: u64) -> String {
         SecretRead => ("secret read", "secret reads"),
         DataDownload => ("download or export", "downloads and exports"),
         Source => ("action naming its source", "actions naming their source"),
+        Activity => ("action", "actions"),
     };
     format!("{n} {}", if n == 1 { one } else { many })
 }

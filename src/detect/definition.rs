@@ -21,6 +21,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/job_runtime.toml", include_str!("../../models/job_runtime.toml")),
     ("models/cost.toml", include_str!("../../models/cost.toml")),
     ("models/new_source.toml", include_str!("../../models/new_source.toml")),
+    ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
+    ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -33,20 +35,25 @@ struct RawDefinition {
     #[serde(default = "default_key")]
     key: String,
     bucket_minutes: u32,
-    forgetting: f64,
-    threshold: u32,
+    #[serde(default)]
+    forgetting: Option<f64>,
+    #[serde(default)]
+    threshold: Option<u32>,
     #[serde(default)]
     min_count: Option<u64>,
     #[serde(default)]
     min_value: Option<f64>,
     #[serde(default)]
     min_samples: Option<u32>,
-    min_ratio: f64,
-    min_history_hours: u32,
+    #[serde(default)]
+    min_ratio: Option<f64>,
+    #[serde(default)]
+    min_history_hours: Option<u32>,
     severity: String,
     #[serde(default)]
     admin_severity: Option<String>,
-    high_score: u32,
+    #[serde(default)]
+    high_score: Option<u32>,
     suppress_minutes: u32,
     evidence_limit: u32,
 }
@@ -64,6 +71,11 @@ pub enum Model {
     LogStudentT,
     /// Values never seen before for a principal (see `baseline::novelty`).
     NewValue,
+    /// Rule: any action by a principal after it was removed or deactivated.
+    Offboarded,
+    /// Rule: a service principal signing in like a person, or a person's
+    /// identity running automation around the clock.
+    RoleDrift,
 }
 
 impl Model {
@@ -72,7 +84,14 @@ impl Model {
             Model::SeasonalGammaPoisson => "seasonal_gamma_poisson",
             Model::LogStudentT => "log_student_t",
             Model::NewValue => "new_value",
+            Model::Offboarded => "offboarded",
+            Model::RoleDrift => "role_drift",
         }
+    }
+
+    /// Whether the model is a rule (no baseline, no score threshold).
+    pub fn is_rule(self) -> bool {
+        matches!(self, Model::Offboarded | Model::RoleDrift)
     }
 }
 
@@ -136,9 +155,11 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
         "log_student_t" => Some(Model::LogStudentT),
         "new_value" => Some(Model::NewValue),
+        "offboarded" => Some(Model::Offboarded),
+        "role_drift" => Some(Model::RoleDrift),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value"
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift"
             ));
             None
         }
@@ -168,12 +189,20 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         (Some(m), Some(Signal::Source)) if m != Model::NewValue => {
             problems.push("key `model`: signal source is scored by new_value".into())
         }
+        (Some(m), Some(s)) if m.is_rule() && s != Signal::Activity => {
+            problems.push(format!("key `signal`: the {} rule reads every action: use signal activity", m.name()))
+        }
+        (Some(m), Some(Signal::Activity)) if !m.is_rule() => {
+            problems.push("key `model`: signal activity is read by the rules offboarded and role_drift".into())
+        }
         _ => {}
     }
     if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
         problems.push("key `key`: principal_job is only for signal job_run".into());
     }
-    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue)) && raw.min_count.is_none() {
+    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue | Model::RoleDrift))
+        && raw.min_count.is_none()
+    {
         problems.push(format!("key `min_count` is required by {}", raw.model));
     }
     if model == Some(Model::LogStudentT) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
@@ -198,16 +227,35 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
             raw.bucket_minutes
         ));
     }
-    if !(raw.forgetting > 0.0 && raw.forgetting <= 1.0) {
-        problems.push(format!("key `forgetting`: {}; allowed: 0 < forgetting ≤ 1", raw.forgetting));
+    // Statistical models need their tuning; rules have none.
+    let rule = model.is_some_and(Model::is_rule);
+    if !rule {
+        for (key, missing) in [
+            ("forgetting", raw.forgetting.is_none()),
+            ("threshold", raw.threshold.is_none()),
+            ("min_ratio", raw.min_ratio.is_none()),
+            ("min_history_hours", raw.min_history_hours.is_none()),
+            ("high_score", raw.high_score.is_none()),
+        ] {
+            if missing {
+                problems.push(format!("key `{key}` is required by {}", raw.model));
+            }
+        }
     }
-    for (key, v) in [("threshold", raw.threshold), ("high_score", raw.high_score)] {
+    let forgetting = raw.forgetting.unwrap_or(1.0);
+    let threshold = raw.threshold.unwrap_or(0);
+    let high_score = raw.high_score.unwrap_or(100);
+    let min_ratio = raw.min_ratio.unwrap_or(0.0);
+    if !(forgetting > 0.0 && forgetting <= 1.0) {
+        problems.push(format!("key `forgetting`: {forgetting}; allowed: 0 < forgetting ≤ 1"));
+    }
+    for (key, v) in [("threshold", threshold), ("high_score", high_score)] {
         if v > 100 {
             problems.push(format!("key `{key}`: {v}; allowed: 0..=100"));
         }
     }
-    if !(raw.min_ratio.is_finite() && raw.min_ratio >= 0.0) {
-        problems.push(format!("key `min_ratio`: {}; allowed: a number ≥ 0", raw.min_ratio));
+    if !(min_ratio.is_finite() && min_ratio >= 0.0) {
+        problems.push(format!("key `min_ratio`: {min_ratio}; allowed: a number ≥ 0"));
     }
     if raw.name.is_empty() || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         problems.push(format!("key `name`: `{}`; allowed: lowercase letters, digits and _", raw.name));
@@ -225,16 +273,16 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         model: model.unwrap_or(Model::SeasonalGammaPoisson),
         key: key.unwrap_or(Key::Principal),
         bucket_ms: raw.bucket_minutes as i64 * crate::time::MS_PER_MINUTE,
-        forgetting: raw.forgetting,
-        threshold: raw.threshold as u8,
+        forgetting,
+        threshold: threshold as u8,
         min_count: raw.min_count.unwrap_or(0),
         min_value: raw.min_value.unwrap_or(0.0),
         min_samples: raw.min_samples.unwrap_or(0),
-        min_ratio: raw.min_ratio,
-        min_history_ms: raw.min_history_hours as i64 * crate::time::MS_PER_HOUR,
+        min_ratio,
+        min_history_ms: raw.min_history_hours.unwrap_or(0) as i64 * crate::time::MS_PER_HOUR,
         severity: severity.unwrap_or(Severity::Medium),
         admin_severity,
-        high_score: raw.high_score as u8,
+        high_score: high_score as u8,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,
         config_version: config_version(text),

@@ -9,6 +9,7 @@
 //! and principals of one bucket in name order, so the alerts do not depend
 //! on arrival order within the allowed lateness.
 
+pub mod access;
 pub mod allowlist;
 pub mod buckets;
 pub mod count;

@@ -145,19 +145,58 @@ struct Job {
 /// What happened; rendered per shape by `write`.
 #[derive(Debug, Clone)]
 enum Act {
-    Query { warehouse: u32, command: u64 },
-    QueryFinish { warehouse: u32, command: u64 },
-    Notebook { notebook: u64, command: u64 },
-    ReadTable { table: &'static str },
-    Login { method: &'static str, failed: bool, user: usize },
-    Token { lifetime_days: u32 },
-    Secret { scope: &'static str, key: &'static str },
-    Grant { table: &'static str, grantee: usize },
-    GroupAdd { member: usize, group: &'static str },
+    Query {
+        warehouse: u32,
+        command: u64,
+    },
+    QueryFinish {
+        warehouse: u32,
+        command: u64,
+    },
+    Notebook {
+        notebook: u64,
+        command: u64,
+    },
+    ReadTable {
+        table: &'static str,
+    },
+    Login {
+        method: &'static str,
+        failed: bool,
+        user: usize,
+    },
+    Token {
+        lifetime_days: u32,
+    },
+    Secret {
+        scope: &'static str,
+        key: &'static str,
+    },
+    Grant {
+        table: &'static str,
+        grantee: usize,
+    },
+    GroupAdd {
+        member: usize,
+        group: &'static str,
+    },
     Download,
-    ClusterStart { cluster: u32 },
-    RunStart { job: u64, run: u64 },
-    RunEnd { job: u64, run: u64, failed: bool },
+    /// An account admin removes a user (SCIM delete).
+    RemoveUser {
+        user: usize,
+    },
+    ClusterStart {
+        cluster: u32,
+    },
+    RunStart {
+        job: u64,
+        run: u64,
+    },
+    RunEnd {
+        job: u64,
+        run: u64,
+        failed: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -870,6 +909,81 @@ fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: 
         let d =
             format!("{}'s token used from {ip} with {agent}: {n} reads and downloads in one hour", w.people[who].name);
         w.label(who, "source", start, start + MS_PER_HOUR, d);
+    }
+    // A leaver whose credentials outlive them: removed from the account,
+    // the person's token keeps working the next day.
+    let admin = (0..w.people.len()).find(|&i| w.people[i].human && w.people[i].grants > 0.0);
+    // Someone in no other incident: their records after the removal go.
+    let labelled: Vec<usize> = w.busy.iter().map(|b| b.0).collect();
+    let leaver = (0..w.people.len()).map(|k| (k * 7 + 3) % w.people.len()).find(|&i| {
+        let p = &w.people[i];
+        p.human
+            && p.first_day == 0
+            && !p.roams
+            && p.connector_from.is_none()
+            && p.grants == 0.0
+            && !labelled.contains(&i)
+    });
+    if let (Some(admin), Some(who)) = (admin, leaver) {
+        let day = w.incident_day().min(w.cfg.days as i64 - 2);
+        let removed = w.day_start(day) + (17 - w.people[admin].tz).rem_euclid(24) * MS_PER_HOUR;
+        let start = removed + 20 * MS_PER_HOUR;
+        if day >= 0 && w.free(who, removed, start + MS_PER_HOUR) {
+            // From the removal on, the leaver's own work stops.
+            for day_recs in recs.iter_mut() {
+                day_recs.retain(|r| r.who != who || r.time < removed);
+            }
+            push(w, recs, admin, removed, Act::RemoveUser { user: who });
+            let n = w.rng.random_range(3..8);
+            for _ in 0..n {
+                let t = start + w.rng.random_range(0..MS_PER_HOUR);
+                let table = TABLES[w.rng.random_range(0..TABLES.len())];
+                push_from(
+                    w,
+                    recs,
+                    who,
+                    t,
+                    Act::ReadTable { table },
+                    w.people[who].ips[0].clone(),
+                    "python-requests/2.31.0",
+                );
+            }
+            let d = format!(
+                "{} was removed from the account, and {n} table reads came with their token 20 hours later",
+                w.people[who].name
+            );
+            w.label(who, "offboarded_principal", start, start + MS_PER_HOUR, d);
+        }
+    }
+    // Role drift: a service principal's secret used to sign in from a browser.
+    if let Some(sp) = w.pick(false, |_| true) {
+        let day = w.incident_day();
+        let start = w.day_start(day) + w.rng.random_range(8..18) * MS_PER_HOUR;
+        if w.free(sp, start, start + MS_PER_HOUR) {
+            let t = start + w.rng.random_range(0..MS_PER_HOUR);
+            let ip = w.people[sp].ips[0].clone();
+            push_from(w, recs, sp, t, Act::Login { method: "login", failed: false, user: sp }, ip, BROWSERS[0]);
+            let d = format!("service principal {} signed in from a browser", w.people[sp].name);
+            w.label(sp, "role_drift", start, start + MS_PER_HOUR, d);
+        }
+    }
+    // Role drift: a person's token driving a script around the clock.
+    if let Some(who) = w.pick(true, |p| p.queries > 0.5 && !p.roams) {
+        let day = w.incident_day().min(w.cfg.days as i64 - 2);
+        let start = w.day_start(day);
+        let end = start + 30 * MS_PER_HOUR;
+        if day >= 0 && w.free(who, start, end) {
+            for h in 0..30 {
+                for _ in 0..w.rng.random_range(1..4) {
+                    let t = start + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
+                    let command = ids.next();
+                    let ip = w.people[who].ips[0].clone();
+                    push_from(w, recs, who, t, Act::Query { warehouse: 2, command }, ip, "python-requests/2.31.0");
+                }
+            }
+            let d = format!("{}'s token ran a query script every hour for 30 hours", w.people[who].name);
+            w.label(who, "role_drift", start, end, d);
+        }
     }
     // A new account taken over in its first days: too new for a baseline
     // of its own, it must be judged against its peers.

@@ -110,6 +110,14 @@ fn parts(w: &World, r: &Rec) -> Parts {
                 false,
             )
         }
+        Act::RemoveUser { user } => (
+            "accounts",
+            "delete",
+            format!(r#""targetUserName":"{}","endpoint":"/users""#, w.people[*user].name),
+            200,
+            true,
+            true,
+        ),
         Act::Token { lifetime_days } => (
             "accounts",
             "generateDbToken",

@@ -104,7 +104,9 @@ impl QuarantineFile {
 /// Renders an alert for a terminal: severity, summary and the evidence.
 pub fn render_alert(a: &Alert) -> String {
     let peer = a.context.peer_value.map(|p| format!(", peers of its kind {p:.1}")).unwrap_or_default();
-    let figures = if a.context.model == "new_value" {
+    let figures = if matches!(a.context.model.as_str(), "offboarded" | "role_drift") {
+        format!("a rule, not a baseline: {} observed", a.observed)
+    } else if a.context.model == "new_value" {
         format!("new values {} (chance of that {:.1e})", a.observed, a.expected)
     } else {
         format!(
