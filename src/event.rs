@@ -253,6 +253,9 @@ pub struct Event {
     pub endpoint: String,
     /// The role of `modifyUserRole`.
     pub role: String,
+    /// Every request parameter, as text, for the services the rules read
+    /// (empty for the rest: see `decode::catalog::keeps_params`).
+    pub params: Vec<(String, String)>,
     /// `requestId` / `event_id` / `record_id`: what an alert cites as evidence.
     pub id: String,
     /// HTTP-like status of the response, when given.
@@ -297,6 +300,7 @@ impl Event {
         self.changes.clear();
         self.endpoint.clear();
         self.role.clear();
+        self.params.clear();
         self.id.clear();
         self.status = None;
         self.signals = Signals::EMPTY;
@@ -308,6 +312,18 @@ impl Event {
         self.amount = 0.0;
         self.start = EventTime::default();
         self.end = EventTime::default();
+    }
+
+    /// Puts the kept parameters in key order, one per key (the first), so
+    /// that every input format gives the same list.
+    pub fn sort_params(&mut self) {
+        self.params.sort_by(|a, b| a.0.cmp(&b.0));
+        self.params.dedup_by(|a, b| a.0 == b.0);
+    }
+
+    /// A request parameter by name, when it was kept.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn source_ip(&self) -> Option<&str> {

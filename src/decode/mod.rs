@@ -127,7 +127,39 @@ pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReaso
         _ => {}
     }
     let raw: RawRecord<'_> = serde_json::from_str(text).map_err(classify_json_error)?;
-    normalize(&raw, ev)
+    let shape = normalize(&raw, ev)?;
+    if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) && catalog::keeps_params(&ev.service, &ev.action) {
+        all_params(text, ev);
+    }
+    Ok(shape)
+}
+
+/// Copies every request parameter of `text` into `ev.params`: the rules
+/// read parameters no typed field holds (configuration keys, token
+/// lifetimes, ...). A second, narrow parse, done only for the services
+/// whose events the rules read (see [`catalog::keeps_params`]), so the
+/// hot path pays nothing. Strings are unescaped; numbers and booleans
+/// kept as written; nested values as their JSON text; nulls skipped.
+fn all_params(text: &str, ev: &mut Event) {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, rename = "requestParams", alias = "request_params")]
+        params: Option<std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>>,
+    }
+    let Ok(Params { params: Some(map) }) = serde_json::from_str::<Params<'_>>(text) else { return };
+    for (key, value) in map {
+        let raw = value.get();
+        let text = match raw.as_bytes().first() {
+            Some(b'"') => match serde_json::from_str::<std::borrow::Cow<'_, str>>(raw) {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+            Some(b'n') => continue,
+            _ => std::borrow::Cow::Borrowed(raw),
+        };
+        ev.params.push((key.into_owned(), text.into_owned()));
+    }
+    ev.sort_params();
 }
 
 fn classify_json_error(e: serde_json::Error) -> QuarantineReason {

@@ -531,6 +531,31 @@ impl Nested {
             }
         }
     }
+
+    /// Every (key, scalar value) of a map column's `row`, as text, for
+    /// `Event::params` (a struct column's fields are the typed ones only).
+    fn each_entry(&self, row: usize, mut f: impl FnMut(&str, String)) {
+        let Nested::Map(m, key_values) = self else { return };
+        let (map_keys, map_values) = &**key_values;
+        if m.is_null(row) {
+            return;
+        }
+        let offsets = m.value_offsets();
+        let (Some(&start), Some(&end)) = (offsets.get(row), offsets.get(row + 1)) else { return };
+        let len = m.keys().len().min(m.values().len());
+        let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else { return };
+        for i in start..end.min(len) {
+            let Ok(Some(Loose::Str(key))) = map_keys.get(i) else { continue };
+            let value = match map_values.get(i) {
+                Ok(Some(Loose::Str(v))) => v.into_owned(),
+                Ok(Some(Loose::Int(n))) => n.to_string(),
+                Ok(Some(Loose::Float(x))) => x.to_string(),
+                Ok(Some(Loose::Bool(b))) => b.to_string(),
+                _ => continue,
+            };
+            f(&key, value);
+        }
+    }
 }
 
 /// The projected columns of one batch, recognised by name and downcast.
@@ -794,6 +819,12 @@ impl ParquetRows {
             Some(_) => Err(QuarantineReason::BadParquet),
             None => normalize(&record, ev),
         };
+        if let Ok(crate::event::Shape::SystemAudit) = outcome
+            && crate::decode::catalog::keeps_params(&ev.service, &ev.action)
+        {
+            self.columns.request_params.each_entry(row, |k, v| ev.params.push((k.to_owned(), v)));
+            ev.sort_params();
+        }
         match outcome {
             Ok(shape) => Record::Event(shape),
             Err(reason) => {
