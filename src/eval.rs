@@ -58,6 +58,8 @@ pub struct Evaluation {
     pub missed: Vec<Label>,
     /// Alerts that matched no incident: (detector, principal, window start, summary).
     pub false_alerts: Vec<(String, String, String, String)>,
+    /// Low and info alerts of the rule catalogue, not counted in precision (see [`is_notice`]).
+    pub notices: u64,
 }
 
 fn t(s: &str) -> i64 {
@@ -96,7 +98,12 @@ pub fn score(alerts: &[Alert], labels: &[Label], lateness_ms: i64) -> Evaluation
         }
     }
     let mut false_alerts = Vec::new();
+    let mut notices = 0;
     for a in alerts {
+        if is_notice(a) {
+            notices += 1;
+            continue;
+        }
         let f = by_signal.entry(a.context.signal.clone()).or_default();
         f.alerts += 1;
         overall.alerts += 1;
@@ -109,7 +116,15 @@ pub fn score(alerts: &[Alert], labels: &[Label], lateness_ms: i64) -> Evaluation
     }
     overall.finish();
     by_signal.values_mut().for_each(Figures::finish);
-    Evaluation { overall, by_signal, missed, false_alerts }
+    Evaluation { overall, by_signal, missed, false_alerts, notices }
+}
+
+/// A rule-catalogue alert of low or info severity records a fact (a group
+/// created, a user deleted, a token revoked): admins do these things every
+/// day, and the generator does not label them. Such notices still detect
+/// incidents, but they do not count in precision.
+pub fn is_notice(a: &Alert) -> bool {
+    a.context.model == "match" && a.severity <= crate::alert::Severity::Low
 }
 
 /// Replays `dir/logs` with `config` and scores it against `dir/labels.jsonl`.
@@ -164,6 +179,13 @@ impl Evaluation {
         }
         row(&mut s, "all", &self.overall);
         let _ = writeln!(s, "(time to detect in minutes of event time, from incident start to alert emission)");
+        if self.notices > 0 {
+            let _ = writeln!(
+                s,
+                "{} low/info rule-catalogue notices (facts such as a user deleted) not counted in precision",
+                self.notices
+            );
+        }
         for l in &self.missed {
             let _ = writeln!(s, "missed  {} {} {} {}: {}", l.incident, l.signal, l.principal, l.start, l.description);
         }

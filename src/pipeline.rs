@@ -14,6 +14,7 @@ use crate::detect::allowlist::Allowlist;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
 use crate::detect::novelty::NoveltyDetector;
+use crate::detect::rules::MatchRule;
 use crate::detect::value::{Observation, ValueDetector};
 use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
 use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
@@ -71,6 +72,49 @@ impl PipelineConfig {
     }
 }
 
+/// The rules of one service: those naming no action, and by action.
+type ServiceRules = (Vec<usize>, FxHashMap<String, Vec<usize>>);
+
+/// The match rules an event could satisfy, by service and action.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    by_service: FxHashMap<String, ServiceRules>,
+    /// Rules naming no service.
+    any_service: Vec<usize>,
+}
+
+impl RuleIndex {
+    fn new(rules: &[MatchRule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for (i, r) in rules.iter().enumerate() {
+            let Some(m) = r.definition().matcher.as_ref() else { continue };
+            if m.services.is_empty() {
+                index.any_service.push(i);
+                continue;
+            }
+            for s in &m.services {
+                let (service_only, by_action) = index.by_service.entry(s.clone()).or_default();
+                if m.actions.is_empty() {
+                    service_only.push(i);
+                }
+                for a in &m.actions {
+                    by_action.entry(a.clone()).or_default().push(i);
+                }
+            }
+        }
+        index
+    }
+
+    /// Rules worth checking for `ev`, each once, in rule order.
+    fn candidates(&self, ev: &Event) -> impl Iterator<Item = &usize> {
+        let (service_only, by_action): (&[usize], &[usize]) = match self.by_service.get(ev.service.as_str()) {
+            Some((only, actions)) => (only, actions.get(ev.action.as_str()).map(Vec::as_slice).unwrap_or(&[])),
+            None => (&[], &[]),
+        };
+        service_only.iter().chain(by_action).chain(&self.any_service)
+    }
+}
+
 /// Privileges listed in an alert's context, most powerful first.
 const MAX_PRIVILEGES_LISTED: usize = 8;
 
@@ -91,6 +135,10 @@ pub struct Pipeline {
     value_detectors: Vec<ValueDetector>,
     novelty_detectors: Vec<NoveltyDetector>,
     access_rules: Vec<AccessRule>,
+    match_rules: Vec<MatchRule>,
+    /// Match rules by service, then by action (`RuleIndex`); most events
+    /// find none in two hash lookups.
+    rule_index: RuleIndex,
     access: AccessModel,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
     /// events and billing rows: `job_run_timeline` rows do not name one.
@@ -107,7 +155,11 @@ impl Pipeline {
             set_principal(&mut normalized, &p);
             config.principal = Some(normalized);
         }
+        let match_rules: Vec<MatchRule> = config.definitions.iter().cloned().filter_map(MatchRule::new).collect();
+        let rule_index = RuleIndex::new(&match_rules);
         Pipeline {
+            match_rules,
+            rule_index,
             names: Interner::default(),
             first_seen: Vec::new(),
             dedup: Dedup::new(config.dedup_hours),
@@ -246,6 +298,20 @@ impl Pipeline {
                 r.observe(id, ev, watermark);
             }
         }
+        if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) {
+            for &i in self.rule_index.candidates(ev) {
+                let rule = &mut self.match_rules[i];
+                if !rule.matches(ev) {
+                    continue;
+                }
+                let key = rule.key_of(ev);
+                if key.is_empty() {
+                    continue;
+                }
+                let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
+                rule.observe(id, PrincipalKind::classify(key), ev, watermark);
+            }
+        }
         self.advance(watermark, out);
         self.keep_alerts_from(before, out);
         self.since_expire += 1;
@@ -276,6 +342,9 @@ impl Pipeline {
             d.advance(watermark, &self.names, &self.first_seen, out);
         }
         for r in &mut self.access_rules {
+            r.advance(watermark, &self.names, out);
+        }
+        for r in &mut self.match_rules {
             r.advance(watermark, &self.names, out);
         }
         let (names, first_seen) = (&self.names, &self.first_seen);
@@ -411,7 +480,8 @@ impl Pipeline {
         self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
             + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
             + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>();
+            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>()
+            + self.match_rules.iter().map(|r| r.stats.late).sum::<u64>();
         self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
             + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>();
         self.stats.allowlisted = self

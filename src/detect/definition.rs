@@ -23,6 +23,74 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/new_source.toml", include_str!("../../models/new_source.toml")),
     ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
     ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
+    // The public rule catalogue (models/README.md, "Rule catalogue").
+    (
+        "models/rules/access_to_multiple_workspaces.toml",
+        include_str!("../../models/rules/access_to_multiple_workspaces.toml"),
+    ),
+    ("models/rules/access_token_revoked.toml", include_str!("../../models/rules/access_token_revoked.toml")),
+    ("models/rules/account_admin_assigned.toml", include_str!("../../models/rules/account_admin_assigned.toml")),
+    ("models/rules/account_config_changed.toml", include_str!("../../models/rules/account_config_changed.toml")),
+    ("models/rules/account_owner_changed.toml", include_str!("../../models/rules/account_owner_changed.toml")),
+    ("models/rules/cluster_policy_changed.toml", include_str!("../../models/rules/cluster_policy_changed.toml")),
+    ("models/rules/control_plane_downloads.toml", include_str!("../../models/rules/control_plane_downloads.toml")),
+    ("models/rules/delta_sharing_ip_denied.toml", include_str!("../../models/rules/delta_sharing_ip_denied.toml")),
+    (
+        "models/rules/delta_sharing_recipient_without_ip_acl.toml",
+        include_str!("../../models/rules/delta_sharing_recipient_without_ip_acl.toml"),
+    ),
+    ("models/rules/destructive_activity.toml", include_str!("../../models/rules/destructive_activity.toml")),
+    ("models/rules/employee_logon.toml", include_str!("../../models/rules/employee_logon.toml")),
+    (
+        "models/rules/explicit_credentials_data_movement.toml",
+        include_str!("../../models/rules/explicit_credentials_data_movement.toml"),
+    ),
+    (
+        "models/rules/global_init_script_changed.toml",
+        include_str!("../../models/rules/global_init_script_changed.toml"),
+    ),
+    ("models/rules/group_created.toml", include_str!("../../models/rules/group_created.toml")),
+    ("models/rules/group_deleted.toml", include_str!("../../models/rules/group_deleted.toml")),
+    ("models/rules/ip_access_denied.toml", include_str!("../../models/rules/ip_access_denied.toml")),
+    ("models/rules/ip_access_list_changed.toml", include_str!("../../models/rules/ip_access_list_changed.toml")),
+    ("models/rules/library_on_all_clusters.toml", include_str!("../../models/rules/library_on_all_clusters.toml")),
+    ("models/rules/long_lived_token.toml", include_str!("../../models/rules/long_lived_token.toml")),
+    ("models/rules/metastore_admin_granted.toml", include_str!("../../models/rules/metastore_admin_granted.toml")),
+    ("models/rules/metastore_admin_group.toml", include_str!("../../models/rules/metastore_admin_group.toml")),
+    ("models/rules/mfa_key_changed.toml", include_str!("../../models/rules/mfa_key_changed.toml")),
+    ("models/rules/mount_point_created.toml", include_str!("../../models/rules/mount_point_created.toml")),
+    ("models/rules/non_sso_login.toml", include_str!("../../models/rules/non_sso_login.toml")),
+    ("models/rules/password_changed.toml", include_str!("../../models/rules/password_changed.toml")),
+    (
+        "models/rules/principal_removed_from_group.toml",
+        include_str!("../../models/rules/principal_removed_from_group.toml"),
+    ),
+    (
+        "models/rules/privilege_escalation_burst.toml",
+        include_str!("../../models/rules/privilege_escalation_burst.toml"),
+    ),
+    ("models/rules/repeated_failed_logins.toml", include_str!("../../models/rules/repeated_failed_logins.toml")),
+    ("models/rules/repeated_secret_access.toml", include_str!("../../models/rules/repeated_secret_access.toml")),
+    ("models/rules/repeated_unauthorized_uc.toml", include_str!("../../models/rules/repeated_unauthorized_uc.toml")),
+    (
+        "models/rules/repeated_unauthorized_uc_data.toml",
+        include_str!("../../models/rules/repeated_unauthorized_uc_data.toml"),
+    ),
+    ("models/rules/security_config_changed.toml", include_str!("../../models/rules/security_config_changed.toml")),
+    ("models/rules/sso_config_changed.toml", include_str!("../../models/rules/sso_config_changed.toml")),
+    ("models/rules/terms_of_service_changed.toml", include_str!("../../models/rules/terms_of_service_changed.toml")),
+    ("models/rules/token_without_expiry.toml", include_str!("../../models/rules/token_without_expiry.toml")),
+    ("models/rules/trufflehog_scan.toml", include_str!("../../models/rules/trufflehog_scan.toml")),
+    ("models/rules/user_created.toml", include_str!("../../models/rules/user_created.toml")),
+    ("models/rules/user_deleted.toml", include_str!("../../models/rules/user_deleted.toml")),
+    ("models/rules/user_role_modified.toml", include_str!("../../models/rules/user_role_modified.toml")),
+    ("models/rules/verbose_audit_disabled.toml", include_str!("../../models/rules/verbose_audit_disabled.toml")),
+    ("models/rules/workspace_admin_assigned.toml", include_str!("../../models/rules/workspace_admin_assigned.toml")),
+    (
+        "models/rules/workspace_admin_group_join.toml",
+        include_str!("../../models/rules/workspace_admin_group_join.toml"),
+    ),
+    ("models/rules/workspace_config_changed.toml", include_str!("../../models/rules/workspace_config_changed.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +120,12 @@ struct RawDefinition {
     severity: String,
     #[serde(default)]
     admin_severity: Option<String>,
+    /// Where the idea of a rule comes from (a public rule pack, a paper).
+    #[serde(default)]
+    source: Option<String>,
+    /// The events a `match` rule counts.
+    #[serde(default, rename = "match")]
+    matcher: Option<super::rules::RawMatch>,
     #[serde(default)]
     high_score: Option<u32>,
     suppress_minutes: u32,
@@ -76,6 +150,8 @@ pub enum Model {
     /// Rule: a service principal signing in like a person, or a person's
     /// identity running automation around the clock.
     RoleDrift,
+    /// Rule: events matching a `[match]` table, counted per principal.
+    Match,
 }
 
 impl Model {
@@ -86,12 +162,13 @@ impl Model {
             Model::NewValue => "new_value",
             Model::Offboarded => "offboarded",
             Model::RoleDrift => "role_drift",
+            Model::Match => "match",
         }
     }
 
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
-        matches!(self, Model::Offboarded | Model::RoleDrift)
+        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match)
     }
 }
 
@@ -126,6 +203,10 @@ pub struct Definition {
     pub severity: Severity,
     /// Severity at least this when the principal holds admin rights.
     pub admin_severity: Option<Severity>,
+    /// Where the idea comes from (rules).
+    pub source: Option<String>,
+    /// The events a `match` rule counts.
+    pub matcher: Option<super::rules::Matcher>,
     pub high_score: u8,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
@@ -157,9 +238,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "new_value" => Some(Model::NewValue),
         "offboarded" => Some(Model::Offboarded),
         "role_drift" => Some(Model::RoleDrift),
+        "match" => Some(Model::Match),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift"
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match"
             ));
             None
         }
@@ -200,7 +282,19 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
         problems.push("key `key`: principal_job is only for signal job_run".into());
     }
-    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue | Model::RoleDrift))
+    let matcher = match (model, raw.matcher) {
+        (Some(Model::Match), Some(m)) => Some(super::rules::Matcher::from_raw(m, &mut problems)),
+        (Some(Model::Match), None) => {
+            problems.push("table `[match]` is required by model match".into());
+            None
+        }
+        (_, Some(_)) => {
+            problems.push("table `[match]` is only for model match".into());
+            None
+        }
+        (_, None) => None,
+    };
+    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue | Model::RoleDrift | Model::Match))
         && raw.min_count.is_none()
     {
         problems.push(format!("key `min_count` is required by {}", raw.model));
@@ -282,6 +376,8 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         min_history_ms: raw.min_history_hours.unwrap_or(0) as i64 * crate::time::MS_PER_HOUR,
         severity: severity.unwrap_or(Severity::Medium),
         admin_severity,
+        source: raw.source,
+        matcher,
         high_score: high_score as u8,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,
@@ -297,6 +393,26 @@ pub fn built_in() -> Result<Vec<Definition>, DefinitionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_file_in_models_is_built_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+        let mut files = Vec::new();
+        for sub in ["", "rules"] {
+            for e in std::fs::read_dir(format!("{dir}/{sub}")).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".toml") {
+                    files.push(if sub.is_empty() { format!("models/{name}") } else { format!("models/{sub}/{name}") });
+                }
+            }
+        }
+        files.sort();
+        let mut built: Vec<String> = BUILT_IN.iter().map(|(f, _)| (*f).to_owned()).collect();
+        built.sort();
+        assert_eq!(files, built);
+        let names: std::collections::BTreeSet<String> = built_in().unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), BUILT_IN.len(), "detector names are unique");
+    }
 
     #[test]
     fn built_in_definitions_are_valid() {

@@ -16,6 +16,7 @@ pub mod count;
 pub mod definition;
 pub mod evidence;
 pub mod novelty;
+pub mod rules;
 pub mod value;
 
 use crate::time::EventTime;
