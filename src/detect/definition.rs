@@ -91,6 +91,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../models/rules/workspace_admin_group_join.toml"),
     ),
     ("models/rules/workspace_config_changed.toml", include_str!("../../models/rules/workspace_config_changed.toml")),
+    ("models/rules/workspace_user_created.toml", include_str!("../../models/rules/workspace_user_created.toml")),
+    ("models/rules/workspace_user_deleted.toml", include_str!("../../models/rules/workspace_user_deleted.toml")),
 ];
 
 #[derive(Debug, Deserialize)]

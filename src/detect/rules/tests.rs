@@ -200,6 +200,8 @@ const POSITIVE: &[(&str, &str, &str, &str, u16, &str, i64)] = &[
         1,
     ),
     ("workspace_admin_assigned", "accounts", "setAdmin", r#""targetUserName":"u@x""#, 200, CHROME, 1),
+    ("workspace_user_created", "workspace", "createUser", r#""targetUserName":"new@x""#, 200, CHROME, 1),
+    ("workspace_user_deleted", "workspace", "deleteUser", r#""targetUserName":"old@x""#, 200, CHROME, 1),
     ("ip_access_list_changed", "accounts", "deleteIpAccessList", r#""ipAccessListId":"l1""#, 200, CHROME, 1),
     ("account_owner_changed", "accounts", "changeAccountOwner", r#""targetUserName":"new-owner@x""#, 200, CHROME, 1),
     ("cluster_policy_changed", "clusterPolicies", "edit", r#""policy_id":"p1""#, 200, CHROME, 1),
