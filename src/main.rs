@@ -74,6 +74,11 @@ enum Command {
         /// reason and expiry (see README, "Allowlist").
         #[arg(long, value_name = "FILE")]
         allowlist: Option<PathBuf>,
+        /// Access snapshot (JSON lines of group members, admins, grants,
+        /// owners, personal-data tags and column masks exported before the
+        /// input begins; see README, "Access snapshots"). Repeatable.
+        #[arg(long = "access-snapshot", value_name = "FILE")]
+        access_snapshots: Vec<PathBuf>,
         /// Print every alert with its explanation after the summary.
         #[arg(long)]
         print_alerts: bool,
@@ -229,6 +234,7 @@ fn main() -> Result<()> {
             max_record_bytes,
             models,
             allowlist,
+            access_snapshots,
             print_alerts,
             no_progress,
             inline_decode,
@@ -236,6 +242,10 @@ fn main() -> Result<()> {
             let mut config = PipelineConfig::new(load_definitions(&models)?);
             if let Some(path) = allowlist {
                 config.allowlist = load_allowlist(&path, &config.definitions)?;
+            }
+            for path in access_snapshots {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                config.access_snapshot.extend(auditwatch::access::parse_snapshot(&path.display().to_string(), &text)?);
             }
             config.from = from;
             config.to = to;

@@ -54,6 +54,8 @@ pub struct PipelineConfig {
     pub max_run_hours: i64,
     /// Alerts not to emit (see `detect::allowlist`).
     pub allowlist: Allowlist,
+    /// Access facts exported before the input begins (see `access`).
+    pub access_snapshot: Vec<crate::access::SnapshotFact>,
 }
 
 impl PipelineConfig {
@@ -68,6 +70,7 @@ impl PipelineConfig {
             dedup_hours: 2,
             max_run_hours: 72,
             allowlist: Allowlist::default(),
+            access_snapshot: Vec::new(),
         }
     }
 }
@@ -155,6 +158,10 @@ impl Pipeline {
             set_principal(&mut normalized, &p);
             config.principal = Some(normalized);
         }
+        let mut access = AccessModel::new();
+        for fact in config.access_snapshot.drain(..) {
+            access.apply_fact(fact);
+        }
         let match_rules: Vec<MatchRule> = config.definitions.iter().cloned().filter_map(MatchRule::new).collect();
         let rule_index = RuleIndex::new(&match_rules);
         Pipeline {
@@ -197,7 +204,7 @@ impl Pipeline {
                     _ => None,
                 })
                 .collect(),
-            access: AccessModel::new(),
+            access,
             job_owners: FxHashMap::default(),
             stats: Stats::default(),
             since_expire: 0,

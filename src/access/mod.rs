@@ -159,6 +159,10 @@ pub struct AccessModel {
     grants: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
     owners: BTreeMap<String, String>,
     removed: BTreeMap<String, i64>,
+    /// From snapshots: tags per securable (`table` or `table.column`), and
+    /// column masks with the principals or groups that see values unmasked.
+    tags: BTreeMap<String, BTreeSet<String>>,
+    masks: BTreeMap<String, BTreeSet<String>>,
     scratch: Vec<Change>,
     pub stats: AccessStats,
 }
@@ -289,6 +293,123 @@ impl AccessModel {
         }
         out.truncate(limit);
         out
+    }
+}
+
+/// One fact of an exported access snapshot (JSON lines; see the README,
+/// "Access snapshots").
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SnapshotFact {
+    /// `principal` is a member of `group`.
+    Member { principal: String, group: String },
+    /// `principal` is an account admin, or an admin of `workspace_id`.
+    Admin {
+        principal: String,
+        role: String,
+        #[serde(default)]
+        workspace_id: Option<String>,
+    },
+    /// `principal` (a user, service principal or group) holds `privileges` on `securable`.
+    Grant { securable: String, principal: String, privileges: Vec<String> },
+    /// `principal` owns `securable`.
+    Owner { securable: String, principal: String },
+    /// `securable` (a table, or `table.column`) holds personal data.
+    Tag { securable: String, tag: String },
+    /// A column mask on `securable` (`table.column`): only `unmasked_for`
+    /// (principals or groups) see the values.
+    Mask { securable: String, unmasked_for: Vec<String> },
+}
+
+/// A snapshot file that could not be read; names the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: line {line}: {message}")]
+pub struct SnapshotError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads an exported snapshot (JSON lines; blank lines and `#` comments
+/// skipped); the first bad line stops it, named.
+pub fn parse_snapshot(path: &str, text: &str) -> Result<Vec<SnapshotFact>, SnapshotError> {
+    let mut facts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let err = |message: String| SnapshotError { path: path.to_owned(), line: i + 1, message };
+        let fact: SnapshotFact = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
+        if let SnapshotFact::Admin { role, .. } = &fact
+            && role != "account"
+            && role != "workspace"
+        {
+            return Err(err(format!("admin role `{role}`; allowed: account, workspace")));
+        }
+        facts.push(fact);
+    }
+    Ok(facts)
+}
+
+impl AccessModel {
+    /// Applies a snapshot fact: true before the first event.
+    pub fn apply_fact(&mut self, fact: SnapshotFact) {
+        let who = |p: &str| {
+            let mut s = String::new();
+            set_principal(&mut s, p);
+            s
+        };
+        let t = i64::MIN;
+        match fact {
+            SnapshotFact::Member { principal, group } => {
+                self.apply(t, Change::JoinGroup { principal: who(&principal), group: normalize_group(&group) })
+            }
+            SnapshotFact::Admin { principal, role, workspace_id } => {
+                let role = match role.as_str() {
+                    "account" => AdminRole::Account,
+                    _ => AdminRole::Workspace(workspace_id.as_deref().and_then(|w| w.parse().ok()).unwrap_or(0)),
+                };
+                self.apply(t, Change::GrantAdmin { principal: who(&principal), role });
+            }
+            SnapshotFact::Grant { securable, principal, privileges } => {
+                for p in privileges {
+                    let privilege = p.trim().to_ascii_uppercase();
+                    self.apply(t, Change::Grant { securable: securable.clone(), grantee: who(&principal), privilege });
+                }
+            }
+            SnapshotFact::Owner { securable, principal } => {
+                self.apply(t, Change::Owner { securable, owner: who(&principal) })
+            }
+            SnapshotFact::Tag { securable, tag } => {
+                self.tags.entry(securable).or_default().insert(tag.trim().to_ascii_lowercase());
+            }
+            SnapshotFact::Mask { securable, unmasked_for } => {
+                self.masks.insert(securable, unmasked_for.iter().map(|p| who(p)).collect());
+            }
+        }
+    }
+
+    /// The tags on `securable` and on its columns (`securable.column`).
+    pub fn tags_of(&self, securable: &str) -> Vec<String> {
+        let prefix = format!("{securable}.");
+        let mut tags: BTreeSet<String> = BTreeSet::new();
+        for (s, t) in self.tags.range(securable.to_owned()..) {
+            if s != securable && !s.starts_with(&prefix) {
+                break;
+            }
+            tags.extend(t.iter().cloned());
+        }
+        tags.into_iter().collect()
+    }
+
+    /// The masked columns of `table`, with who sees them unmasked.
+    pub fn masks_of(&self, table: &str) -> Vec<(String, Vec<String>)> {
+        let prefix = format!("{table}.");
+        self.masks
+            .range(prefix.clone()..)
+            .take_while(|(s, _)| s.starts_with(&prefix))
+            .map(|(s, who)| (s.clone(), who.iter().cloned().collect()))
+            .collect()
     }
 }
 

@@ -143,3 +143,52 @@ fn every_sample_event_is_read_without_panicking() {
     m.advance_to(EventTime(i64::MAX));
     assert!(changes >= 10, "the public samples hold group, admin and removal events: {changes}");
 }
+
+const SNAPSHOT: &str = r#"# exported 2024-01-01 from information_schema and the SCIM API
+{"type":"member","principal":"Ana@X","group":"HR"}
+{"type":"admin","principal":"root@x","role":"account"}
+{"type":"admin","principal":"ops@x","role":"workspace","workspace_id":"7"}
+{"type":"grant","securable":"main.hr.salaries","principal":"hr","privileges":["select"]}
+{"type":"owner","securable":"main.hr","principal":"hr-admins"}
+{"type":"tag","securable":"main.hr.salaries.ssn","tag":"PII"}
+{"type":"tag","securable":"main.hr.salaries","tag":"confidential"}
+{"type":"mask","securable":"main.hr.salaries.ssn","unmasked_for":["hr-admins","Root@X"]}
+"#;
+
+#[test]
+fn a_snapshot_seeds_the_model_before_the_first_event() {
+    let facts = parse_snapshot("snap.jsonl", SNAPSHOT).unwrap();
+    assert_eq!(facts.len(), 8);
+    let mut m = AccessModel::new();
+    for f in facts {
+        m.apply_fact(f);
+    }
+    assert_eq!(m.groups_of("ana@x"), ["hr"]);
+    assert!(m.is_admin("root@x") && m.is_admin("ops@x") && !m.is_admin("ana@x"));
+    assert_eq!(m.privileges_of("ana@x", 5), ["SELECT on main.hr.salaries (through hr)"]);
+    assert_eq!(m.tags_of("main.hr.salaries"), ["confidential", "pii"]);
+    assert!(m.tags_of("main.hr.salaries2").is_empty());
+    assert_eq!(
+        m.masks_of("main.hr.salaries"),
+        [("main.hr.salaries.ssn".to_owned(), vec!["hr-admins".to_owned(), "root@x".to_owned()])]
+    );
+    // Events then change it as usual.
+    m.observe(&ev(
+        T,
+        "root@x",
+        "accounts",
+        "removePrincipalFromGroup",
+        r#""targetUserName":"ana@x","targetGroupName":"hr""#,
+        200,
+    ));
+    m.advance_to(EventTime(T + 1));
+    assert!(m.privileges_of("ana@x", 5).is_empty());
+}
+
+#[test]
+fn a_bad_snapshot_line_is_named() {
+    let err = parse_snapshot("snap.jsonl", "{\"type\":\"member\",\"principal\":\"a@x\",\"group\":\"g\"}\n{\"type\":\"admin\",\"principal\":\"a@x\",\"role\":\"king\"}\n").unwrap_err();
+    assert_eq!(err.to_string(), "snap.jsonl: line 2: admin role `king`; allowed: account, workspace");
+    let err = parse_snapshot("snap.jsonl", "{\"type\":\"grant\",\"securable\":\"t\"}\n").unwrap_err();
+    assert!(err.to_string().starts_with("snap.jsonl: line 1: missing field"), "{err}");
+}
