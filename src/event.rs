@@ -21,11 +21,20 @@ pub enum Shape {
     ListPrice,
     /// A `system.lakeflow.job_run_timeline` row.
     JobRunTimeline,
+    /// A `system.access.table_lineage` row: data read from a source table
+    /// and written to a target by a principal.
+    TableLineage,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 5] =
-        [Shape::AuditDelivery, Shape::SystemAudit, Shape::BillingUsage, Shape::ListPrice, Shape::JobRunTimeline];
+    pub const ALL: [Shape; 6] = [
+        Shape::AuditDelivery,
+        Shape::SystemAudit,
+        Shape::BillingUsage,
+        Shape::ListPrice,
+        Shape::JobRunTimeline,
+        Shape::TableLineage,
+    ];
 
     /// Stable snake_case name used in summaries, metrics labels and files.
     pub fn name(self) -> &'static str {
@@ -35,6 +44,7 @@ impl Shape {
             Shape::BillingUsage => "system_billing_usage",
             Shape::ListPrice => "system_billing_list_prices",
             Shape::JobRunTimeline => "system_lakeflow_job_run_timeline",
+            Shape::TableLineage => "system_access_table_lineage",
         }
     }
 
@@ -253,6 +263,8 @@ pub struct Event {
     pub endpoint: String,
     /// The role of `modifyUserRole`.
     pub role: String,
+    /// Lineage: the table data was read from (`securable` is the target).
+    pub source_table: String,
     /// Every request parameter, as text, for the services the rules read
     /// (empty for the rest: see `decode::catalog::keeps_params`).
     pub params: Vec<(String, String)>,
@@ -300,6 +312,7 @@ impl Event {
         self.changes.clear();
         self.endpoint.clear();
         self.role.clear();
+        self.source_table.clear();
         self.params.clear();
         self.id.clear();
         self.status = None;

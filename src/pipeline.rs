@@ -15,6 +15,7 @@ use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
 use crate::detect::novelty::NoveltyDetector;
 use crate::detect::rules::MatchRule;
+use crate::detect::share_down::{Flow, ShareDown};
 use crate::detect::value::{Observation, ValueDetector};
 use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
 use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
@@ -139,6 +140,7 @@ pub struct Pipeline {
     novelty_detectors: Vec<NoveltyDetector>,
     access_rules: Vec<AccessRule>,
     match_rules: Vec<MatchRule>,
+    share_down: Vec<ShareDown>,
     /// Match rules by service, then by action (`RuleIndex`); most events
     /// find none in two hash lookups.
     rule_index: RuleIndex,
@@ -167,6 +169,13 @@ impl Pipeline {
         Pipeline {
             match_rules,
             rule_index,
+            share_down: config
+                .definitions
+                .iter()
+                .filter(|d| d.model == Model::ShareDown)
+                .cloned()
+                .map(ShareDown::new)
+                .collect(),
             names: Interner::default(),
             first_seen: Vec::new(),
             dedup: Dedup::new(config.dedup_hours),
@@ -266,6 +275,11 @@ impl Pipeline {
         if shape == Shape::BillingUsage {
             self.usage(ev);
         }
+        if shape == Shape::TableLineage {
+            for d in &mut self.share_down {
+                d.observe(ev);
+            }
+        }
         if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
             self.access.observe(ev);
             for r in &mut self.access_rules {
@@ -358,35 +372,67 @@ impl Pipeline {
         for d in &mut self.value_detectors {
             d.advance(watermark, |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(), out);
         }
-        self.enrich(&mut out[first_new..]);
+        self.judge_and_enrich(out, first_new, watermark);
         self.access.advance_to(watermark);
     }
 
-    /// Adds what the access model says of each alert's principal, as of
+    /// Judges the data flows the watermark has passed (share-down), and
+    /// adds what the access model says of each new alert's principal, as of
     /// the end of its window: its groups, the privileges a reviewer should
     /// look at first, and a higher severity for admins when the detector
-    /// asks for it. Every alert raised at this watermark ends after the
-    /// model's time, so taking them in window-end order never needs the
-    /// model to go back.
-    fn enrich(&mut self, alerts: &mut [Alert]) {
-        let mut order: Vec<usize> = (0..alerts.len()).collect();
-        // Window ends are all written in one RFC 3339 form: text order is time order.
-        order.sort_by(|a, b| alerts[*a].window_end.cmp(&alerts[*b].window_end));
-        for i in order {
-            let a = &mut alerts[i];
-            if let Ok(end) = EventTime::parse(&a.window_end) {
-                self.access.advance_to(end);
+    /// asks for it. Everything due at this watermark happened after the
+    /// model's time, so taking flows and alerts in time order never needs
+    /// the model to go back.
+    fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, watermark: EventTime) {
+        enum Item {
+            Alert(usize),
+            Flow(usize, Flow),
+        }
+        let mut items: Vec<(i64, Item)> = Vec::new();
+        for (i, a) in out.iter().enumerate().skip(first_new) {
+            items.push((EventTime::parse(&a.window_end).map_or(i64::MIN, |t| t.0), Item::Alert(i)));
+        }
+        for (d, detector) in self.share_down.iter_mut().enumerate() {
+            for f in detector.take_due(watermark) {
+                items.push((f.time, Item::Flow(d, f)));
             }
-            a.context.groups = self.access.groups_of(&a.principal);
-            a.context.privileges = self.access.privileges_of(&a.principal, MAX_PRIVILEGES_LISTED);
-            let raise = self.config.definitions.iter().find(|d| d.name == a.detector).and_then(|d| d.admin_severity);
-            if let Some(severity) = raise
-                && self.access.is_admin(&a.principal)
-                && severity > a.severity
-            {
-                a.severity = severity;
-                a.summary.push_str(" It holds admin rights, which raises the severity.");
+        }
+        if items.is_empty() {
+            return;
+        }
+        // Stable: alerts keep their order among equals, flows come in time order.
+        items.sort_by_key(|(t, _)| *t);
+        let mut at = 0;
+        while at < items.len() {
+            let (time, item) = std::mem::replace(&mut items[at], (0, Item::Alert(usize::MAX)));
+            at += 1;
+            self.access.advance_to(EventTime(time));
+            match item {
+                Item::Flow(d, flow) => {
+                    if let Some(alert) = self.share_down[d].judge(&flow, &self.access) {
+                        // Enriched as of its window's end, in its turn.
+                        out.push(alert);
+                        let end = flow.time + 1;
+                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
+                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
+                    }
+                }
+                Item::Alert(i) if i != usize::MAX => self.enrich_one(&mut out[i]),
+                Item::Alert(_) => {}
             }
+        }
+    }
+
+    fn enrich_one(&self, a: &mut Alert) {
+        a.context.groups = self.access.groups_of(&a.principal);
+        a.context.privileges = self.access.privileges_of(&a.principal, MAX_PRIVILEGES_LISTED);
+        let raise = self.config.definitions.iter().find(|d| d.name == a.detector).and_then(|d| d.admin_severity);
+        if let Some(severity) = raise
+            && self.access.is_admin(&a.principal)
+            && severity > a.severity
+        {
+            a.severity = severity;
+            a.summary.push_str(" It holds admin rights, which raises the severity.");
         }
     }
 

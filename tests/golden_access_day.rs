@@ -7,7 +7,9 @@
 //! harmless setting); a leaver is removed at 11:00 and their token reads
 //! tables at 15:00; a service principal signs in from a browser; someone
 //! probes Unity Catalog for data credentials; a Delta Sharing recipient is
-//! created without an IP access list, another with one. Hard negatives
+//! created without an IP access list, another with one; hr's ana copies a
+//! table with masked personal data into a schema analysts read (share-down),
+//! while bob, who sees it masked, copies it too (share-up). Hard negatives
 //! are in the same file: a refused admin grant, verbose logging turned back
 //! on, an SSO sign-in, four failed logins (under the threshold).
 //!
@@ -223,14 +225,49 @@ fn scripted_day() -> String {
     lines.join("\n") + "\n"
 }
 
+/// What the access snapshot says before the day: hr reads people, whose
+/// email column is personal and masked for everyone but hr; analysts read
+/// people (masked) and the shared schema.
+const SNAPSHOT: &str = r#"{"type":"member","principal":"ana@acme.example","group":"hr"}
+{"type":"member","principal":"ben@acme.example","group":"analysts"}
+{"type":"member","principal":"chloe@acme.example","group":"analysts"}
+{"type":"grant","securable":"main.hr.people","principal":"hr","privileges":["SELECT"]}
+{"type":"grant","securable":"main.hr.people","principal":"analysts","privileges":["SELECT"]}
+{"type":"tag","securable":"main.hr.people.email","tag":"pii"}
+{"type":"mask","securable":"main.hr.people.email","unmasked_for":["hr"]}
+{"type":"grant","securable":"main.shared","principal":"analysts","privileges":["SELECT"]}
+"#;
+
+/// `system.access.table_lineage` rows of the day.
+fn lineage() -> String {
+    let row = |ms: i64, who: &str, target: &str, id: &str| {
+        format!(
+            r#"{{"account_id":"acc-1","metastore_id":"m-1","workspace_id":"1234","entity_type":"NOTEBOOK","source_table_full_name":"main.hr.people","source_type":"TABLE","target_table_full_name":"{target}","target_type":"TABLE","created_by":"{who}","event_time":"{}","event_date":"2024-01-12","record_id":"{id}"}}"#,
+            auditwatch::time::EventTime(ms)
+        )
+    };
+    [
+        row(DAY + 11 * HOUR + 1_200_000, "ana@acme.example", "main.shared.people_copy", "lin-1"),
+        row(DAY + 11 * HOUR + 1_500_000, "ben@acme.example", "main.shared.people_masked", "lin-2"),
+    ]
+    .join("\n")
+        + "\n"
+}
+
 #[test]
 fn the_scripted_day_raises_exactly_the_accepted_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("auditlogs_2024-01-12.json");
     std::fs::write(&input, scripted_day()).unwrap();
+    let lineage_file = dir.path().join("table_lineage.jsonl");
+    std::fs::write(&lineage_file, lineage()).unwrap();
+    let snapshot = dir.path().join("access.jsonl");
+    std::fs::write(&snapshot, SNAPSHOT).unwrap();
     let out = dir.path().join("alerts.jsonl");
     let run = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
-        .args(["replay", input.to_str().unwrap(), "--alerts-out", out.to_str().unwrap(), "--no-progress"])
+        .args(["replay", input.to_str().unwrap(), lineage_file.to_str().unwrap()])
+        .args(["--access-snapshot", snapshot.to_str().unwrap()])
+        .args(["--alerts-out", out.to_str().unwrap(), "--no-progress"])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -268,10 +305,11 @@ fn the_scripted_day_raises_exactly_the_accepted_alerts() {
         "role_drift 5e2c7c2a-1d3b-4c55-9a8e-0f6b1a2b3c4d",
         "repeated_unauthorized_uc_data chloe@acme.example",
         "delta_sharing_recipient_without_ip_acl admin@acme.example",
+        "share_down_write ana@acme.example",
     ] {
         assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected}: {got:#?}");
     }
-    for never in ["workspace_admin_assigned dev@", "repeated_failed_logins", "non_sso_login"] {
+    for never in ["workspace_admin_assigned dev@", "repeated_failed_logins", "non_sso_login", "share_down_write ben@"] {
         assert!(!got.iter().any(|g| g.starts_with(never)), "unexpected {never}: {got:#?}");
     }
 }

@@ -389,6 +389,51 @@ impl AccessModel {
         }
     }
 
+    /// Who may read `table` (principals and groups, as granted): SELECT or
+    /// ALL PRIVILEGES on the table, its schema or its catalog, and the
+    /// owners of each. (USE CATALOG and USE SCHEMA are assumed where SELECT
+    /// is granted: a grant nobody can use is still a grant to review.)
+    pub fn readers_of(&self, table: &str) -> BTreeSet<String> {
+        let mut parents = vec![table.to_owned()];
+        let mut t = table;
+        while let Some((parent, _)) = t.rsplit_once('.') {
+            parents.push(parent.to_owned());
+            t = parent;
+        }
+        let mut readers = BTreeSet::new();
+        for s in &parents {
+            for (grantee, privileges) in self.grants.get(s).into_iter().flatten() {
+                if privileges.iter().any(|p| matches!(p.as_str(), "SELECT" | "ALL PRIVILEGES" | "ALL_PRIVILEGES")) {
+                    readers.insert(grantee.clone());
+                }
+            }
+            if let Some(owner) = self.owners.get(s) {
+                readers.insert(owner.clone());
+            }
+        }
+        readers
+    }
+
+    /// Whether `who` (a principal or a group) is in `allowed`, itself or
+    /// through one of its groups.
+    pub fn covered_by(&self, who: &str, allowed: &BTreeSet<String>) -> bool {
+        allowed.contains(who) || self.groups.get(who).is_some_and(|g| g.iter().any(|g| allowed.contains(g)))
+    }
+
+    /// Who may see `table`'s personal data unmasked: when its personal
+    /// columns are masked, those every mask exempts; otherwise
+    /// everyone who may read it.
+    pub fn unmasked_readers_of(&self, table: &str) -> BTreeSet<String> {
+        let masks = self.masks_of(table);
+        if masks.is_empty() {
+            return self.readers_of(table);
+        }
+        // Exempt from every mask: a reader must see all masked columns.
+        let mut sets = masks.into_iter().map(|(_, who)| who.into_iter().collect::<BTreeSet<String>>());
+        let first = sets.next().unwrap_or_default();
+        sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect())
+    }
+
     /// The tags on `securable` and on its columns (`securable.column`).
     pub fn tags_of(&self, securable: &str) -> Vec<String> {
         let prefix = format!("{securable}.");

@@ -173,7 +173,10 @@ fn classify_json_error(e: serde_json::Error) -> QuarantineReason {
 
 /// Recognises the shape of a raw record from the keys it carries.
 pub fn detect_shape(raw: &RawRecord<'_>) -> Option<Shape> {
-    if raw.timestamp.is_some()
+    if (raw.source_table_full_name.is_some() || raw.target_table_full_name.is_some()) && raw.service_name.is_none() {
+        // Lineage rows carry `event_time` too: recognised first.
+        Some(Shape::TableLineage)
+    } else if raw.timestamp.is_some()
         || raw.service_name_camel.is_some()
         || raw.action_name_camel.is_some()
         || raw.user_identity_camel.is_some()
@@ -202,6 +205,7 @@ pub fn normalize(raw: &RawRecord<'_>, ev: &mut Event) -> Result<Shape, Quarantin
         Shape::BillingUsage => normalize_usage(raw, ev)?,
         Shape::ListPrice => normalize_price(raw, ev)?,
         Shape::JobRunTimeline => normalize_run_timeline(raw, ev)?,
+        Shape::TableLineage => normalize_lineage(raw, ev)?,
     }
     Ok(shape)
 }
@@ -452,6 +456,24 @@ fn normalize_run_timeline(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Qua
     ev.service.push_str("jobs");
     ev.action.push_str("runTimeline");
     ev.signals = crate::event::Signals::EMPTY.with(crate::event::Signal::JobRun);
+    Ok(())
+}
+
+fn normalize_lineage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), QuarantineReason> {
+    ev.time = time_of(&raw.event_time)?;
+    put(&mut ev.source_table, &raw.source_table_full_name);
+    put(&mut ev.securable, &raw.target_table_full_name);
+    if ev.source_table.is_empty() && ev.securable.is_empty() {
+        return Err(QuarantineReason::MissingField);
+    }
+    set_principal_from(&mut ev.principal, &raw.created_by);
+    ev.principal_kind = PrincipalKind::classify(&ev.principal);
+    ev.workspace = workspace_of(&raw.workspace_id);
+    if !put(&mut ev.id, &raw.record_id) && !put(&mut ev.id, &raw.event_id) {
+        put(&mut ev.id, &raw.statement_id);
+    }
+    ev.service.push_str("lineage");
+    put(&mut ev.action, &raw.entity_type);
     Ok(())
 }
 

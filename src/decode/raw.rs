@@ -366,4 +366,16 @@ pub struct RawRecord<'a> {
     pub period_end_time: Text<'a>,
     #[serde(borrow)]
     pub result_state: Text<'a>,
+
+    // --- system.access.table_lineage ---
+    #[serde(borrow)]
+    pub source_table_full_name: Text<'a>,
+    #[serde(borrow)]
+    pub target_table_full_name: Text<'a>,
+    #[serde(borrow)]
+    pub created_by: Text<'a>,
+    #[serde(borrow)]
+    pub entity_type: Text<'a>,
+    #[serde(borrow)]
+    pub statement_id: Text<'a>,
 }

@@ -23,6 +23,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/new_source.toml", include_str!("../../models/new_source.toml")),
     ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
     ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
+    ("models/share_down_write.toml", include_str!("../../models/share_down_write.toml")),
     // The public rule catalogue (models/README.md, "Rule catalogue").
     (
         "models/rules/access_to_multiple_workspaces.toml",
@@ -154,6 +155,8 @@ pub enum Model {
     RoleDrift,
     /// Rule: events matching a `[match]` table, counted per principal.
     Match,
+    /// Rule: personal data written where people read it who may not see it unmasked.
+    ShareDown,
 }
 
 impl Model {
@@ -165,12 +168,13 @@ impl Model {
             Model::Offboarded => "offboarded",
             Model::RoleDrift => "role_drift",
             Model::Match => "match",
+            Model::ShareDown => "share_down",
         }
     }
 
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
-        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match)
+        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match | Model::ShareDown)
     }
 }
 
@@ -241,9 +245,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "offboarded" => Some(Model::Offboarded),
         "role_drift" => Some(Model::RoleDrift),
         "match" => Some(Model::Match),
+        "share_down" => Some(Model::ShareDown),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match"
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down"
             ));
             None
         }

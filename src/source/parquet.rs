@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 /// The top-level columns normalization reads: the snake_case fields of
 /// [`RawRecord`]. No other column is ever decoded.
-pub const COLUMNS: [&str; 26] = [
+pub const COLUMNS: [&str; 31] = [
     "event_time",
     "event_id",
     "service_name",
@@ -86,6 +86,11 @@ pub const COLUMNS: [&str; 26] = [
     "period_start_time",
     "period_end_time",
     "result_state",
+    "source_table_full_name",
+    "target_table_full_name",
+    "created_by",
+    "entity_type",
+    "statement_id",
 ];
 
 /// Rows decoded per Arrow batch: large enough that per-batch work (column
@@ -587,6 +592,11 @@ struct Columns {
     period_start_time: Leaf,
     period_end_time: Leaf,
     result_state: Leaf,
+    source_table_full_name: Leaf,
+    target_table_full_name: Leaf,
+    created_by: Leaf,
+    entity_type: Leaf,
+    statement_id: Leaf,
 }
 
 impl Columns {
@@ -621,6 +631,11 @@ impl Columns {
             period_start_time: L,
             period_end_time: L,
             result_state: L,
+            source_table_full_name: L,
+            target_table_full_name: L,
+            created_by: L,
+            entity_type: L,
+            statement_id: L,
         }
     }
 
@@ -655,6 +670,11 @@ impl Columns {
                 "period_start_time" => c.period_start_time = Leaf::of(a.as_ref()),
                 "period_end_time" => c.period_end_time = Leaf::of(a.as_ref()),
                 "result_state" => c.result_state = Leaf::of(a.as_ref()),
+                "source_table_full_name" => c.source_table_full_name = Leaf::of(a.as_ref()),
+                "target_table_full_name" => c.target_table_full_name = Leaf::of(a.as_ref()),
+                "created_by" => c.created_by = Leaf::of(a.as_ref()),
+                "entity_type" => c.entity_type = Leaf::of(a.as_ref()),
+                "statement_id" => c.statement_id = Leaf::of(a.as_ref()),
                 _ => {}
             }
         }
@@ -697,6 +717,11 @@ impl Columns {
             period_start_time: r.leaf(&self.period_start_time, "period_start_time"),
             period_end_time: r.leaf(&self.period_end_time, "period_end_time"),
             result_state: r.leaf(&self.result_state, "result_state"),
+            source_table_full_name: r.leaf(&self.source_table_full_name, "source_table_full_name"),
+            target_table_full_name: r.leaf(&self.target_table_full_name, "target_table_full_name"),
+            created_by: r.leaf(&self.created_by, "created_by"),
+            entity_type: r.leaf(&self.entity_type, "entity_type"),
+            statement_id: r.leaf(&self.statement_id, "statement_id"),
             ..RawRecord::default()
         }
     }
@@ -1037,6 +1062,11 @@ fn render(raw: &RawRecord<'_>, bad: Option<&Bad<'_>>, out: &mut Vec<u8>) {
     o.text("period_start_time", &raw.period_start_time);
     o.text("period_end_time", &raw.period_end_time);
     o.text("result_state", &raw.result_state);
+    o.text("source_table_full_name", &raw.source_table_full_name);
+    o.text("target_table_full_name", &raw.target_table_full_name);
+    o.text("created_by", &raw.created_by);
+    o.text("entity_type", &raw.entity_type);
+    o.text("statement_id", &raw.statement_id);
     if let Some(bad) = bad {
         o.key("_error");
         let _ = serde_json::to_writer(&mut *o.out, &bad.to_string());

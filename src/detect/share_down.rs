@@ -1,0 +1,236 @@
+//! Share-down write: personal data read unmasked by one principal and
+//! written where others may read it without the right to see it.
+//!
+//! Input: `system.access.table_lineage` rows (a principal read a source
+//! table and wrote a target). A flow is judged against the access model as
+//! of its time, once the watermark has passed it (so arrival order does
+//! not matter):
+//! - the source holds personal data (a tag on it or on one of its columns
+//!   from the definition's list, e.g. `pii`);
+//! - the writer may see it unmasked (the masks exempt it, or there are no
+//!   masks and it may read the source);
+//! - someone may read the target who may not see the source unmasked: the
+//!   newly exposed.
+//!
+//! Writing masked values where more privileged principals read them
+//! (sharing up) exposes nothing and raises nothing.
+
+use super::definition::Definition;
+use crate::access::AccessModel;
+use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::event::{Event, PrincipalKind};
+use crate::time::EventTime;
+use std::collections::BTreeMap;
+
+/// Tags that mark personal data (compared lowercase, as substrings for the
+/// first two: `pii_email`, `personal_data`).
+fn is_personal(tag: &str) -> bool {
+    tag.contains("pii") || tag.contains("personal") || matches!(tag, "phi" | "gdpr" | "sensitive" | "confidential_pii")
+}
+
+/// A data flow waiting for the watermark.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub time: i64,
+    pub principal: String,
+    pub kind: PrincipalKind,
+    pub source: String,
+    pub target: String,
+    pub workspace: u64,
+    pub id: String,
+}
+
+/// Outcome counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareDownStats {
+    pub flows: u64,
+    pub personal: u64,
+    /// Personal data written by a principal that saw it masked.
+    pub shared_up: u64,
+    pub alerts: u64,
+}
+
+/// The share-down detector.
+#[derive(Debug)]
+pub struct ShareDown {
+    def: Definition,
+    /// (time, id, target) → flow.
+    pending: BTreeMap<(i64, String, String), Flow>,
+    pub stats: ShareDownStats,
+}
+
+impl ShareDown {
+    pub fn new(def: Definition) -> Self {
+        ShareDown { def, pending: BTreeMap::new(), stats: ShareDownStats::default() }
+    }
+
+    pub fn definition(&self) -> &Definition {
+        &self.def
+    }
+
+    /// Takes a lineage row that wrote a target from a source.
+    pub fn observe(&mut self, ev: &Event) {
+        if ev.source_table.is_empty() || ev.securable.is_empty() || ev.principal.is_empty() {
+            return;
+        }
+        self.stats.flows += 1;
+        let flow = Flow {
+            time: ev.time.0,
+            principal: ev.principal.clone(),
+            kind: ev.principal_kind,
+            source: ev.source_table.clone(),
+            target: ev.securable.clone(),
+            workspace: ev.workspace,
+            id: ev.id.clone(),
+        };
+        self.pending.insert((flow.time, flow.id.clone(), flow.target.clone()), flow);
+    }
+
+    /// The flows at or before `watermark`, in time order.
+    pub fn take_due(&mut self, watermark: EventTime) -> Vec<Flow> {
+        let mut due = Vec::new();
+        while let Some(e) = self.pending.first_entry() {
+            if e.key().0 > watermark.0 {
+                break;
+            }
+            due.push(e.remove());
+        }
+        due
+    }
+
+    /// Judges one flow against the model as of its time.
+    pub fn judge(&mut self, flow: &Flow, access: &AccessModel) -> Option<Alert> {
+        let tags: Vec<String> = access.tags_of(&flow.source).into_iter().filter(|t| is_personal(t)).collect();
+        if tags.is_empty() {
+            return None;
+        }
+        self.stats.personal += 1;
+        let allowed = access.unmasked_readers_of(&flow.source);
+        // Unity Catalog masks apply to admins too, unless the mask exempts them.
+        if !access.covered_by(&flow.principal, &allowed) {
+            // It saw masked values: writing them anywhere exposes nothing.
+            self.stats.shared_up += 1;
+            return None;
+        }
+        let exposed: Vec<String> = access
+            .readers_of(&flow.target)
+            .into_iter()
+            .filter(|r| *r != flow.principal && !access.covered_by(r, &allowed))
+            .collect();
+        if exposed.is_empty() {
+            return None;
+        }
+        self.stats.alerts += 1;
+        let def = &self.def;
+        let masked = !access.masks_of(&flow.source).is_empty();
+        let summary = format!(
+            "{} read personal data ({}) from {} {}and wrote it to {} at {}; {} may read {} without the right to see that data unmasked: {}. Review the grants on {} or mask the columns there.",
+            flow.principal,
+            tags.join(", "),
+            flow.source,
+            if masked { "unmasked (its masks exempt it) " } else { "" },
+            flow.target,
+            EventTime(flow.time),
+            if exposed.len() == 1 {
+                "1 principal or group".to_owned()
+            } else {
+                format!("{} principals or groups", exposed.len())
+            },
+            flow.target,
+            exposed.join(", "),
+            flow.target,
+        );
+        Some(Alert {
+            schema_version: SCHEMA_VERSION,
+            alert_id: alert_id(&def.name, &flow.principal, flow.time, &def.config_version),
+            detector: def.name.clone(),
+            principal: flow.principal.clone(),
+            workspace_id: flow.workspace.to_string(),
+            window_start: EventTime(flow.time).to_string(),
+            window_end: EventTime(flow.time + 1).to_string(),
+            observed: exposed.len() as f64,
+            expected: 0.0,
+            expected_low: 0.0,
+            expected_high: 0.0,
+            score: 100,
+            p_value: 0.0,
+            severity: def.severity,
+            summary,
+            evidence: if flow.id.is_empty() { Vec::new() } else { vec![flow.id.clone()] },
+            context: AlertContext {
+                principal_kind: flow.kind,
+                groups: Vec::new(),
+                privileges: Vec::new(),
+                signal: def.signal.name().to_owned(),
+                model: def.model.name().to_owned(),
+                baseline_age_hours: 0.0,
+                baseline_samples: 0.0,
+                peer_value: None,
+                evidence_total: 1,
+                config_version: def.config_version.clone(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::parse_snapshot;
+    use crate::detect::definition::built_in;
+
+    const SNAPSHOT: &str = r#"{"type":"member","principal":"ana@x","group":"hr"}
+{"type":"member","principal":"bob@x","group":"analysts"}
+{"type":"grant","securable":"main.hr.people","principal":"hr","privileges":["SELECT"]}
+{"type":"tag","securable":"main.hr.people.email","tag":"pii"}
+{"type":"mask","securable":"main.hr.people.email","unmasked_for":["hr"]}
+{"type":"grant","securable":"main.hr.people","principal":"analysts","privileges":["SELECT"]}
+{"type":"grant","securable":"main.shared","principal":"analysts","privileges":["SELECT"]}
+{"type":"grant","securable":"main.hr.private","principal":"hr","privileges":["SELECT"]}
+"#;
+
+    fn model() -> AccessModel {
+        let mut m = AccessModel::new();
+        for f in parse_snapshot("s", SNAPSHOT).unwrap() {
+            m.apply_fact(f);
+        }
+        m
+    }
+
+    fn flow(who: &str, source: &str, target: &str) -> Flow {
+        Flow {
+            time: 1_704_103_200_000,
+            principal: who.into(),
+            kind: PrincipalKind::User,
+            source: source.into(),
+            target: target.into(),
+            workspace: 7,
+            id: "lin-1".into(),
+        }
+    }
+
+    fn detector() -> ShareDown {
+        ShareDown::new(built_in().unwrap().into_iter().find(|d| d.name == "share_down_write").unwrap())
+    }
+
+    #[test]
+    fn unmasked_personal_data_written_where_analysts_read_it_alerts() {
+        let mut d = detector();
+        let a = d.judge(&flow("ana@x", "main.hr.people", "main.shared.people_copy"), &model()).expect("alert");
+        assert_eq!((a.principal.as_str(), a.observed), ("ana@x", 1.0));
+        assert!(a.summary.contains("read personal data (pii) from main.hr.people unmasked"), "{}", a.summary);
+        assert!(a.summary.contains("without the right to see that data unmasked: analysts."), "{}", a.summary);
+    }
+
+    #[test]
+    fn sharing_up_and_sharing_among_the_allowed_stay_quiet() {
+        let mut d = detector();
+        // bob sees the email column masked: what he writes is masked.
+        assert!(d.judge(&flow("bob@x", "main.hr.people", "main.shared.people_copy"), &model()).is_none());
+        assert_eq!(d.stats.shared_up, 1);
+        // ana writes into a table only hr reads.
+        assert!(d.judge(&flow("ana@x", "main.hr.people", "main.hr.private"), &model()).is_none());
+        // Tables without personal data flow freely.
+        assert!(d.judge(&flow("ana@x", "main.hr.private", "main.shared.x"), &model()).is_none());
+    }
+}
