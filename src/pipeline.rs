@@ -13,6 +13,7 @@ use crate::detect::access::{AccessRule, Rule};
 use crate::detect::allowlist::Allowlist;
 use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
+use crate::detect::jit::{Jit, TemporaryGrant};
 use crate::detect::novelty::NoveltyDetector;
 use crate::detect::rules::MatchRule;
 use crate::detect::share_down::{Flow, ShareDown};
@@ -141,6 +142,7 @@ pub struct Pipeline {
     access_rules: Vec<AccessRule>,
     match_rules: Vec<MatchRule>,
     share_down: Vec<ShareDown>,
+    jits: Vec<Jit>,
     /// Match rules by service, then by action (`RuleIndex`); most events
     /// find none in two hash lookups.
     rule_index: RuleIndex,
@@ -160,6 +162,12 @@ impl Pipeline {
             set_principal(&mut normalized, &p);
             config.principal = Some(normalized);
         }
+        let jits: Vec<Jit> = config
+            .definitions
+            .iter()
+            .filter(|d| d.model == Model::Jit)
+            .map(|d| Jit::new(d.clone(), &config.access_snapshot))
+            .collect();
         let mut access = AccessModel::new();
         for fact in config.access_snapshot.drain(..) {
             access.apply_fact(fact);
@@ -169,6 +177,7 @@ impl Pipeline {
         Pipeline {
             match_rules,
             rule_index,
+            jits,
             share_down: config
                 .definitions
                 .iter()
@@ -285,6 +294,9 @@ impl Pipeline {
             for r in &mut self.access_rules {
                 r.note_access(ev);
             }
+            for j in &mut self.jits {
+                j.note_access(ev);
+            }
         }
         // The actor is interned once; a signal counted under it (most are)
         // reuses its id and kind.
@@ -317,6 +329,9 @@ impl Pipeline {
         {
             for r in &mut self.access_rules {
                 r.observe(id, ev, watermark);
+            }
+            for j in &mut self.jits {
+                j.observe(id, ev, watermark);
             }
         }
         if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) {
@@ -368,6 +383,9 @@ impl Pipeline {
         for r in &mut self.match_rules {
             r.advance(watermark, &self.names, out);
         }
+        for j in &mut self.jits {
+            j.advance(watermark, &self.names, out);
+        }
         let (names, first_seen) = (&self.names, &self.first_seen);
         for d in &mut self.value_detectors {
             d.advance(watermark, |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(), out);
@@ -387,6 +405,7 @@ impl Pipeline {
         enum Item {
             Alert(usize),
             Flow(usize, Flow),
+            Deadline(usize, TemporaryGrant),
         }
         let mut items: Vec<(i64, Item)> = Vec::new();
         for (i, a) in out.iter().enumerate().skip(first_new) {
@@ -395,6 +414,11 @@ impl Pipeline {
         for (d, detector) in self.share_down.iter_mut().enumerate() {
             for f in detector.take_due(watermark) {
                 items.push((f.time, Item::Flow(d, f)));
+            }
+        }
+        for (j, jit) in self.jits.iter_mut().enumerate() {
+            for (deadline, grant) in jit.take_due(watermark) {
+                items.push((deadline, Item::Deadline(j, grant)));
             }
         }
         if items.is_empty() {
@@ -413,6 +437,14 @@ impl Pipeline {
                         // Enriched as of its window's end, in its turn.
                         out.push(alert);
                         let end = flow.time + 1;
+                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
+                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
+                    }
+                }
+                Item::Deadline(j, grant) => {
+                    if let Some(alert) = self.jits[j].judge(time, &grant, &self.access) {
+                        out.push(alert);
+                        let end = time + 1;
                         let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
                         items.insert(pos, (end, Item::Alert(out.len() - 1)));
                     }

@@ -183,6 +183,22 @@ fn scripted_day() -> String {
             CHROME,
         );
     }
+    // Just-in-time grants on main.finance until 12:00: chloe's is revoked at
+    // 11:50 and her 13:00 read is refused; dev's stays and dev reads at 13:00.
+    let revoke = r#""securable_type":"schema","securable_full_name":"main.finance","changes":"[{\"principal\":\"chloe@acme.example\",\"remove\":[\"SELECT\"]}]""#;
+    d.ev(
+        DAY + 11 * HOUR + 3_000_000,
+        "admin@acme.example",
+        "unityCatalog",
+        "updatePermissions",
+        revoke,
+        200,
+        "10.1.0.2",
+        CHROME,
+    );
+    let ledger = r#""full_name_arg":"main.finance.ledger""#;
+    d.ev(DAY + 13 * HOUR, "chloe@acme.example", "unityCatalog", "getTable", ledger, 403, "10.1.0.5", CHROME);
+    d.ev(DAY + 13 * HOUR + 60_000, "dev@acme.example", "unityCatalog", "getTable", ledger, 200, "10.1.0.5", CHROME);
     // 16:00 two Delta Sharing recipients, one with an IP access list.
     d.ev(
         DAY + 16 * HOUR,
@@ -236,6 +252,8 @@ const SNAPSHOT: &str = r#"{"type":"member","principal":"ana@acme.example","group
 {"type":"tag","securable":"main.hr.people.email","tag":"pii"}
 {"type":"mask","securable":"main.hr.people.email","unmasked_for":["hr"]}
 {"type":"grant","securable":"main.shared","principal":"analysts","privileges":["SELECT"]}
+{"type":"jit","securable":"main.finance","principal":"dev@acme.example","privileges":["SELECT"],"expires":"2024-01-12T12:00:00Z"}
+{"type":"jit","securable":"main.finance","principal":"chloe@acme.example","privileges":["SELECT"],"expires":"2024-01-12T12:00:00Z"}
 "#;
 
 /// `system.access.table_lineage` rows of the day.
@@ -306,10 +324,18 @@ fn the_scripted_day_raises_exactly_the_accepted_alerts() {
         "repeated_unauthorized_uc_data chloe@acme.example",
         "delta_sharing_recipient_without_ip_acl admin@acme.example",
         "share_down_write ana@acme.example",
+        "jit_overrun dev@acme.example 2024-01-12T12:30",
+        "jit_overrun dev@acme.example 2024-01-12T13:00",
     ] {
         assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected}: {got:#?}");
     }
-    for never in ["workspace_admin_assigned dev@", "repeated_failed_logins", "non_sso_login", "share_down_write ben@"] {
+    for never in [
+        "workspace_admin_assigned dev@",
+        "repeated_failed_logins",
+        "non_sso_login",
+        "share_down_write ben@",
+        "jit_overrun chloe@",
+    ] {
         assert!(!got.iter().any(|g| g.starts_with(never)), "unexpected {never}: {got:#?}");
     }
 }

@@ -244,6 +244,11 @@ impl AccessModel {
         self.groups.get(principal).map(|g| g.iter().cloned().collect()).unwrap_or_default()
     }
 
+    /// Whether `grantee` still holds `privilege` on `securable` (as granted, not inherited).
+    pub fn holds(&self, securable: &str, grantee: &str, privilege: &str) -> bool {
+        self.grants.get(securable).and_then(|g| g.get(grantee)).is_some_and(|p| p.contains(privilege))
+    }
+
     /// Whether `principal` holds an admin role, directly or through an admin group.
     pub fn is_admin(&self, principal: &str) -> bool {
         self.admins.get(principal).is_some_and(|r| !r.is_empty())
@@ -319,6 +324,9 @@ pub enum SnapshotFact {
     /// A column mask on `securable` (`table.column`): only `unmasked_for`
     /// (principals or groups) see the values.
     Mask { securable: String, unmasked_for: Vec<String> },
+    /// A just-in-time grant: `principal` holds `privileges` on `securable`
+    /// until `expires` (RFC 3339 or epoch), and must be revoked then.
+    Jit { securable: String, principal: String, privileges: Vec<String>, expires: String },
 }
 
 /// A snapshot file that could not be read; names the line.
@@ -345,6 +353,13 @@ pub fn parse_snapshot(path: &str, text: &str) -> Result<Vec<SnapshotFact>, Snaps
             && role != "workspace"
         {
             return Err(err(format!("admin role `{role}`; allowed: account, workspace")));
+        }
+        if let SnapshotFact::Jit { expires, .. } = &fact
+            && EventTime::parse(expires).is_err()
+        {
+            return Err(err(format!(
+                "expires `{expires}`: not a time (RFC 3339, YYYY-MM-DD[ HH:MM:SS] UTC, or epoch)"
+            )));
         }
         facts.push(fact);
     }
@@ -385,6 +400,14 @@ impl AccessModel {
             }
             SnapshotFact::Mask { securable, unmasked_for } => {
                 self.masks.insert(securable, unmasked_for.iter().map(|p| who(p)).collect());
+            }
+            // The grant itself holds until revoked; its expiry is the JIT
+            // detector's business (it reads the same facts).
+            SnapshotFact::Jit { securable, principal, privileges, .. } => {
+                for p in privileges {
+                    let privilege = p.trim().to_ascii_uppercase();
+                    self.apply(t, Change::Grant { securable: securable.clone(), grantee: who(&principal), privilege });
+                }
             }
         }
     }

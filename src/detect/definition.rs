@@ -24,6 +24,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
     ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
     ("models/share_down_write.toml", include_str!("../../models/share_down_write.toml")),
+    ("models/jit_overrun.toml", include_str!("../../models/jit_overrun.toml")),
     // The public rule catalogue (models/README.md, "Rule catalogue").
     (
         "models/rules/access_to_multiple_workspaces.toml",
@@ -129,6 +130,14 @@ struct RawDefinition {
     /// The events a `match` rule counts.
     #[serde(default, rename = "match")]
     matcher: Option<super::rules::RawMatch>,
+    /// JIT: minutes after an expiry before a standing grant alerts; the
+    /// policy's longest grant, and the securables it covers.
+    #[serde(default)]
+    grace_minutes: Option<u32>,
+    #[serde(default)]
+    max_grant_hours: Option<u32>,
+    #[serde(default)]
+    jit_securables: Vec<String>,
     #[serde(default)]
     high_score: Option<u32>,
     suppress_minutes: u32,
@@ -157,6 +166,8 @@ pub enum Model {
     Match,
     /// Rule: personal data written where people read it who may not see it unmasked.
     ShareDown,
+    /// Rule: temporary grants used after, or outliving, their expiry.
+    Jit,
 }
 
 impl Model {
@@ -169,12 +180,13 @@ impl Model {
             Model::RoleDrift => "role_drift",
             Model::Match => "match",
             Model::ShareDown => "share_down",
+            Model::Jit => "jit",
         }
     }
 
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
-        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match | Model::ShareDown)
+        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match | Model::ShareDown | Model::Jit)
     }
 }
 
@@ -213,6 +225,10 @@ pub struct Definition {
     pub source: Option<String>,
     /// The events a `match` rule counts.
     pub matcher: Option<super::rules::Matcher>,
+    /// JIT: grace after an expiry; policy maximum (0: none) and its securables.
+    pub grace_ms: i64,
+    pub max_grant_ms: i64,
+    pub jit_securables: Vec<String>,
     pub high_score: u8,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
@@ -246,9 +262,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "role_drift" => Some(Model::RoleDrift),
         "match" => Some(Model::Match),
         "share_down" => Some(Model::ShareDown),
+        "jit" => Some(Model::Jit),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down"
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down, jit"
             ));
             None
         }
@@ -385,6 +402,9 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         admin_severity,
         source: raw.source,
         matcher,
+        grace_ms: raw.grace_minutes.unwrap_or(0) as i64 * crate::time::MS_PER_MINUTE,
+        max_grant_ms: raw.max_grant_hours.unwrap_or(0) as i64 * crate::time::MS_PER_HOUR,
+        jit_securables: raw.jit_securables,
         high_score: high_score as u8,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,

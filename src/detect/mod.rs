@@ -15,6 +15,7 @@ pub mod buckets;
 pub mod count;
 pub mod definition;
 pub mod evidence;
+pub mod jit;
 pub mod novelty;
 pub mod rules;
 pub mod share_down;

@@ -1,0 +1,333 @@
+//! Just-in-time access overrun: a grant meant to be temporary that is used
+//! after it expired, or that outlives its expiry without a revoke.
+//!
+//! Where expiries come from: `jit` facts of an access snapshot (the grants
+//! a JIT tool handed out, with their expiry), and the definition's policy
+//! (`max_grant_hours` for grants on securables under `jit_securables`, as
+//! the audit log shows them granted). At the expiry plus `grace_minutes`,
+//! once the watermark has passed it, the access model as of that time
+//! says whether the grant is still there: if so, it outlived its expiry.
+//! Any successful action of the grantee on the securable (or below it)
+//! after the expiry, while the grant stands, is a use after expiry, counted
+//! per principal and hour like the other rules.
+
+use super::buckets::{Bucket, Wheel, open_start};
+use super::definition::Definition;
+use super::evidence::Evidence;
+use crate::access::{AccessModel, Change, SnapshotFact, changes_of};
+use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::event::{Event, PrincipalKind, set_principal};
+use crate::state::{Interner, PrincipalId};
+use crate::time::EventTime;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+
+/// One temporary grant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TemporaryGrant {
+    pub expires: i64,
+    pub grantee: String,
+    pub securable: String,
+    pub privilege: String,
+    /// Where the expiry comes from: "JIT snapshot" or "policy: N h".
+    pub origin: String,
+}
+
+#[derive(Debug, Default)]
+struct Uses {
+    start: i64,
+    evidence: Evidence,
+    /// The grant used, as text for the summary (smallest, for determinism).
+    grant: String,
+}
+
+impl Bucket for Uses {
+    fn start(&self) -> i64 {
+        self.start
+    }
+
+    fn reset(&mut self, start: i64) {
+        self.start = start;
+        self.evidence.clear();
+        self.grant.clear();
+    }
+}
+
+/// Outcome counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitStats {
+    pub grants: u64,
+    pub revoked_in_time: u64,
+    pub outlived: u64,
+    pub uses_after_expiry: u64,
+    pub late: u64,
+}
+
+/// The JIT detector.
+#[derive(Debug)]
+pub struct Jit {
+    def: Definition,
+    /// Temporary grants by grantee, for the use check.
+    by_grantee: FxHashMap<String, Vec<TemporaryGrant>>,
+    /// Expiry checks waiting for the watermark: (expiry + grace, grant).
+    deadlines: BTreeMap<(i64, TemporaryGrant), ()>,
+    uses: FxHashMap<PrincipalId, (PrincipalKind, i64, Vec<Uses>)>,
+    wheel: Wheel<Uses>,
+    changes: Vec<Change>,
+    pub stats: JitStats,
+}
+
+impl Jit {
+    pub fn new(def: Definition, snapshot: &[SnapshotFact]) -> Self {
+        let mut jit = Jit {
+            def,
+            by_grantee: FxHashMap::default(),
+            deadlines: BTreeMap::new(),
+            uses: FxHashMap::default(),
+            wheel: Wheel::default(),
+            changes: Vec::new(),
+            stats: JitStats::default(),
+        };
+        for fact in snapshot {
+            if let SnapshotFact::Jit { securable, principal, privileges, expires } = fact {
+                let Ok(expires) = EventTime::parse(expires) else { continue };
+                let mut grantee = String::new();
+                set_principal(&mut grantee, principal);
+                for p in privileges {
+                    jit.add(TemporaryGrant {
+                        expires: expires.0,
+                        grantee: grantee.clone(),
+                        securable: securable.clone(),
+                        privilege: p.trim().to_ascii_uppercase(),
+                        origin: "JIT snapshot".into(),
+                    });
+                }
+            }
+        }
+        jit
+    }
+
+    pub fn definition(&self) -> &Definition {
+        &self.def
+    }
+
+    fn add(&mut self, g: TemporaryGrant) {
+        self.stats.grants += 1;
+        let deadline = g.expires + self.def.grace_ms;
+        self.by_grantee.entry(g.grantee.clone()).or_default().push(g.clone());
+        self.deadlines.insert((deadline, g), ());
+    }
+
+    /// Grants the audit log shows on policy securables become temporary.
+    pub fn note_access(&mut self, ev: &Event) {
+        if self.def.max_grant_ms <= 0 || self.def.jit_securables.is_empty() {
+            return;
+        }
+        changes_of(ev, &mut self.changes);
+        let changes = std::mem::take(&mut self.changes);
+        for c in &changes {
+            if let Change::Grant { securable, grantee, privilege } = c
+                && self.def.jit_securables.iter().any(|p| under(securable, p))
+            {
+                let hours = self.def.max_grant_ms / crate::time::MS_PER_HOUR;
+                self.add(TemporaryGrant {
+                    expires: ev.time.0 + self.def.max_grant_ms,
+                    grantee: grantee.clone(),
+                    securable: securable.clone(),
+                    privilege: privilege.clone(),
+                    origin: format!("policy: at most {hours} h"),
+                });
+            }
+        }
+        self.changes = changes;
+    }
+
+    /// Counts a successful action on a securable under a temporary grant
+    /// of its actor that has expired.
+    pub fn observe(&mut self, id: PrincipalId, ev: &Event, watermark: EventTime) {
+        if ev.securable.is_empty() || ev.status.is_some_and(|s| s >= 400) {
+            return;
+        }
+        let Some(grants) = self.by_grantee.get(&ev.principal) else { return };
+        let Some(g) = grants.iter().filter(|g| g.expires <= ev.time.0 && under(&ev.securable, &g.securable)).min()
+        else {
+            return;
+        };
+        let grant = format!("{} on {} (expired {}, {})", g.privilege, g.securable, EventTime(g.expires), g.origin);
+        let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
+            self.stats.late += 1;
+            return;
+        };
+        self.stats.uses_after_expiry += 1;
+        let (_, _, open) = self.uses.entry(id).or_insert((ev.principal_kind, i64::MIN, Vec::new()));
+        let bucket = self.wheel.open(open, id, start);
+        bucket.evidence.offer(ev.time.0, &ev.id, self.def.evidence_limit);
+        if bucket.grant.is_empty() || grant < bucket.grant {
+            bucket.grant = grant;
+        }
+    }
+
+    /// The expiry checks due at `watermark`, in time order.
+    pub fn take_due(&mut self, watermark: EventTime) -> Vec<(i64, TemporaryGrant)> {
+        let mut due = Vec::new();
+        while let Some(e) = self.deadlines.first_entry() {
+            if e.key().0 > watermark.0 {
+                break;
+            }
+            due.push(e.remove_entry().0);
+        }
+        due
+    }
+
+    /// Judges one expiry check against the model as of its time.
+    pub fn judge(&mut self, deadline: i64, g: &TemporaryGrant, access: &AccessModel) -> Option<Alert> {
+        if !access.holds(&g.securable, &g.grantee, &g.privilege) {
+            self.stats.revoked_in_time += 1;
+            return None;
+        }
+        self.stats.outlived += 1;
+        let summary = format!(
+            "The temporary grant of {} on {} to {} expired at {} ({}) and was still in place at {}: revoke it, or record why it must stay.",
+            g.privilege,
+            g.securable,
+            g.grantee,
+            EventTime(g.expires),
+            g.origin,
+            EventTime(deadline)
+        );
+        Some(alert(
+            &self.def,
+            &g.grantee,
+            PrincipalKind::classify(&g.grantee),
+            deadline,
+            deadline + 1,
+            summary,
+            Vec::new(),
+            1,
+        ))
+    }
+
+    /// Closes the use buckets the watermark has passed.
+    pub fn advance(&mut self, watermark: EventTime, names: &Interner, out: &mut Vec<Alert>) {
+        while let Some((start, ids)) = self.wheel.next_due(watermark, self.def.bucket_ms, names) {
+            for id in ids {
+                let Some((kind, suppressed_until, open)) = self.uses.get_mut(&id) else { continue };
+                let Some(bucket) = Wheel::take(open, start) else { continue };
+                if start >= *suppressed_until {
+                    *suppressed_until = start + self.def.bucket_ms + self.def.suppress_ms;
+                    let n = bucket.evidence.total();
+                    let principal = names.name(id);
+                    let summary = format!(
+                        "{principal} used a temporary grant after it expired: {} time{} between {} and {}, under {}.",
+                        n,
+                        if n == 1 { "" } else { "s" },
+                        EventTime(start),
+                        EventTime(start + self.def.bucket_ms),
+                        bucket.grant
+                    );
+                    let end = start + self.def.bucket_ms;
+                    out.push(alert(&self.def, principal, *kind, start, end, summary, bucket.evidence.ids(), n));
+                }
+                self.wheel.recycle(bucket);
+            }
+        }
+    }
+}
+
+/// Whether `securable` is `parent` or lies below it (`main.hr` covers `main.hr.people`).
+fn under(securable: &str, parent: &str) -> bool {
+    securable == parent || (securable.starts_with(parent) && securable.as_bytes().get(parent.len()) == Some(&b'.'))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn alert(
+    def: &Definition,
+    principal: &str,
+    kind: PrincipalKind,
+    start: i64,
+    end: i64,
+    summary: String,
+    evidence: Vec<String>,
+    observed: u64,
+) -> Alert {
+    Alert {
+        schema_version: SCHEMA_VERSION,
+        alert_id: alert_id(&def.name, principal, start, &def.config_version),
+        detector: def.name.clone(),
+        principal: principal.to_owned(),
+        workspace_id: "0".into(),
+        window_start: EventTime(start).to_string(),
+        window_end: EventTime(end).to_string(),
+        observed: observed as f64,
+        expected: 0.0,
+        expected_low: 0.0,
+        expected_high: 0.0,
+        score: 100,
+        p_value: 0.0,
+        severity: def.severity,
+        summary,
+        evidence,
+        context: AlertContext {
+            principal_kind: kind,
+            groups: Vec::new(),
+            privileges: Vec::new(),
+            signal: def.signal.name().to_owned(),
+            model: def.model.name().to_owned(),
+            baseline_age_hours: 0.0,
+            baseline_samples: 0.0,
+            peer_value: None,
+            evidence_total: observed,
+            config_version: def.config_version.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_json;
+    use crate::detect::definition::{BUILT_IN, parse};
+
+    #[test]
+    fn securables_cover_what_lies_below_them() {
+        assert!(under("main.prod.t", "main.prod") && under("main.prod", "main.prod"));
+        assert!(!under("main.prod2.t", "main.prod") && !under("main", "main.prod"));
+    }
+
+    fn grant_event(ms: i64, change: &str) -> Event {
+        let line = format!(
+            r#"{{"timestamp":{ms},"workspaceId":"7","serviceName":"unityCatalog","actionName":"updatePermissions","userIdentity":{{"email":"admin@x"}},"requestId":"r{ms}","requestParams":{{"securable_full_name":"main.prod.orders","changes":"[{{\"principal\":\"ana@x\",\"{change}\":[\"SELECT\"]}}]"}},"response":{{"statusCode":200}}}}"#
+        );
+        let mut e = Event::default();
+        decode_json(line.as_bytes(), &mut e).unwrap();
+        e
+    }
+
+    #[test]
+    fn policy_grants_revoked_in_time_are_quiet_and_standing_ones_alert() {
+        let text = BUILT_IN.iter().find(|(f, _)| f.ends_with("jit_overrun.toml")).unwrap().1;
+        let def = parse("jit.toml", &text.replace("jit_securables = []", "jit_securables = [\"main.prod\"]")).unwrap();
+        let t0 = 1_704_103_200_000;
+        for (revoke_after_h, alerts) in [(Some(7), 0), (None, 1)] {
+            let mut jit = Jit::new(def.clone(), &[]);
+            let mut access = AccessModel::new();
+            let mut events = vec![grant_event(t0, "add")];
+            if let Some(h) = revoke_after_h {
+                events.push(grant_event(t0 + h * 3_600_000, "remove"));
+            }
+            for e in &events {
+                access.observe(e);
+                jit.note_access(e);
+            }
+            let mut out = Vec::new();
+            for (deadline, g) in jit.take_due(EventTime(t0 + 10 * 3_600_000)) {
+                access.advance_to(EventTime(deadline));
+                out.extend(jit.judge(deadline, &g, &access));
+            }
+            assert_eq!(out.len(), alerts, "{out:#?}");
+            if alerts == 1 {
+                assert!(out[0].summary.contains("(policy: at most 8 h)"), "{}", out[0].summary);
+            }
+        }
+    }
+}
