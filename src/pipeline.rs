@@ -15,6 +15,7 @@ use crate::detect::count::CountDetector;
 use crate::detect::definition::{Definition, Model};
 use crate::detect::jit::{Jit, TemporaryGrant};
 use crate::detect::novelty::NoveltyDetector;
+use crate::detect::registry::{RegistryEvent, RegistryGuard};
 use crate::detect::rules::MatchRule;
 use crate::detect::share_down::{Flow, ShareDown};
 use crate::detect::value::{Observation, ValueDetector};
@@ -143,6 +144,7 @@ pub struct Pipeline {
     match_rules: Vec<MatchRule>,
     share_down: Vec<ShareDown>,
     jits: Vec<Jit>,
+    registry_guards: Vec<RegistryGuard>,
     /// Match rules by service, then by action (`RuleIndex`); most events
     /// find none in two hash lookups.
     rule_index: RuleIndex,
@@ -178,6 +180,13 @@ impl Pipeline {
             match_rules,
             rule_index,
             jits,
+            registry_guards: config
+                .definitions
+                .iter()
+                .filter(|d| d.model == Model::RegistryGuard)
+                .cloned()
+                .map(RegistryGuard::new)
+                .collect(),
             share_down: config
                 .definitions
                 .iter()
@@ -335,6 +344,9 @@ impl Pipeline {
             }
         }
         if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) {
+            for g in &mut self.registry_guards {
+                g.observe(ev);
+            }
             for &i in self.rule_index.candidates(ev) {
                 let rule = &mut self.match_rules[i];
                 if !rule.matches(ev) {
@@ -406,6 +418,7 @@ impl Pipeline {
             Alert(usize),
             Flow(usize, Flow),
             Deadline(usize, TemporaryGrant),
+            Registry(usize, RegistryEvent),
         }
         let mut items: Vec<(i64, Item)> = Vec::new();
         for (i, a) in out.iter().enumerate().skip(first_new) {
@@ -419,6 +432,11 @@ impl Pipeline {
         for (j, jit) in self.jits.iter_mut().enumerate() {
             for (deadline, grant) in jit.take_due(watermark) {
                 items.push((deadline, Item::Deadline(j, grant)));
+            }
+        }
+        for (g, guard) in self.registry_guards.iter_mut().enumerate() {
+            for e in guard.take_due(watermark) {
+                items.push((e.time, Item::Registry(g, e)));
             }
         }
         if items.is_empty() {
@@ -443,6 +461,14 @@ impl Pipeline {
                 }
                 Item::Deadline(j, grant) => {
                     if let Some(alert) = self.jits[j].judge(time, &grant, &self.access) {
+                        out.push(alert);
+                        let end = time + 1;
+                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
+                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
+                    }
+                }
+                Item::Registry(g, e) => {
+                    if let Some(alert) = self.registry_guards[g].judge(&e, &self.access) {
                         out.push(alert);
                         let end = time + 1;
                         let pos = at + items[at..].partition_point(|(t, _)| *t <= end);

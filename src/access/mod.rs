@@ -412,8 +412,8 @@ impl AccessModel {
         }
     }
 
-    /// Who may read `table` (principals and groups, as granted): SELECT or
-    /// ALL PRIVILEGES on the table, its schema or its catalog, and the
+    /// Who may read `table` (principals and groups, as granted): SELECT
+    /// (EXECUTE for models), or ALL PRIVILEGES on it, its schema or its catalog, and the
     /// owners of each. (USE CATALOG and USE SCHEMA are assumed where SELECT
     /// is granted: a grant nobody can use is still a grant to review.)
     pub fn readers_of(&self, table: &str) -> BTreeSet<String> {
@@ -426,7 +426,10 @@ impl AccessModel {
         let mut readers = BTreeSet::new();
         for s in &parents {
             for (grantee, privileges) in self.grants.get(s).into_iter().flatten() {
-                if privileges.iter().any(|p| matches!(p.as_str(), "SELECT" | "ALL PRIVILEGES" | "ALL_PRIVILEGES")) {
+                if privileges
+                    .iter()
+                    .any(|p| matches!(p.as_str(), "SELECT" | "EXECUTE" | "ALL PRIVILEGES" | "ALL_PRIVILEGES"))
+                {
                     readers.insert(grantee.clone());
                 }
             }

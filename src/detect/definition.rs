@@ -25,6 +25,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
     ("models/share_down_write.toml", include_str!("../../models/share_down_write.toml")),
     ("models/jit_overrun.toml", include_str!("../../models/jit_overrun.toml")),
+    ("models/model_registry_guard.toml", include_str!("../../models/model_registry_guard.toml")),
     // The public rule catalogue (models/README.md, "Rule catalogue").
     (
         "models/rules/access_to_multiple_workspaces.toml",
@@ -138,6 +139,11 @@ struct RawDefinition {
     max_grant_hours: Option<u32>,
     #[serde(default)]
     jit_securables: Vec<String>,
+    /// Registry guard: who may promote, and which aliases mean production.
+    #[serde(default)]
+    release_principals: Vec<String>,
+    #[serde(default)]
+    production_aliases: Vec<String>,
     #[serde(default)]
     high_score: Option<u32>,
     suppress_minutes: u32,
@@ -168,6 +174,8 @@ pub enum Model {
     ShareDown,
     /// Rule: temporary grants used after, or outliving, their expiry.
     Jit,
+    /// Rule: the path a model takes to production.
+    RegistryGuard,
 }
 
 impl Model {
@@ -181,12 +189,16 @@ impl Model {
             Model::Match => "match",
             Model::ShareDown => "share_down",
             Model::Jit => "jit",
+            Model::RegistryGuard => "registry_guard",
         }
     }
 
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
-        matches!(self, Model::Offboarded | Model::RoleDrift | Model::Match | Model::ShareDown | Model::Jit)
+        matches!(
+            self,
+            Model::Offboarded | Model::RoleDrift | Model::Match | Model::ShareDown | Model::Jit | Model::RegistryGuard
+        )
     }
 }
 
@@ -229,6 +241,9 @@ pub struct Definition {
     pub grace_ms: i64,
     pub max_grant_ms: i64,
     pub jit_securables: Vec<String>,
+    /// Registry guard: release principals (normalized) and production aliases.
+    pub release_principals: Vec<String>,
+    pub production_aliases: Vec<String>,
     pub high_score: u8,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
@@ -263,9 +278,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "match" => Some(Model::Match),
         "share_down" => Some(Model::ShareDown),
         "jit" => Some(Model::Jit),
+        "registry_guard" => Some(Model::RegistryGuard),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down, jit"
+                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down, jit, registry_guard"
             ));
             None
         }
@@ -405,6 +421,16 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         grace_ms: raw.grace_minutes.unwrap_or(0) as i64 * crate::time::MS_PER_MINUTE,
         max_grant_ms: raw.max_grant_hours.unwrap_or(0) as i64 * crate::time::MS_PER_HOUR,
         jit_securables: raw.jit_securables,
+        release_principals: raw
+            .release_principals
+            .iter()
+            .map(|p| {
+                let mut s = String::new();
+                crate::event::set_principal(&mut s, p);
+                s
+            })
+            .collect(),
+        production_aliases: raw.production_aliases,
         high_score: high_score as u8,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,

@@ -17,6 +17,7 @@ pub mod definition;
 pub mod evidence;
 pub mod jit;
 pub mod novelty;
+pub mod registry;
 pub mod rules;
 pub mod share_down;
 pub mod value;
