@@ -484,13 +484,24 @@ impl Pipeline {
     fn enrich_one(&self, a: &mut Alert) {
         a.context.groups = self.access.groups_of(&a.principal);
         a.context.privileges = self.access.privileges_of(&a.principal, MAX_PRIVILEGES_LISTED);
-        let raise = self.config.definitions.iter().find(|d| d.name == a.detector).and_then(|d| d.admin_severity);
-        if let Some(severity) = raise
-            && self.access.is_admin(&a.principal)
+        let Some(def) = self.config.definitions.iter().find(|d| d.name == a.detector) else { return };
+        if let Some(severity) = def.admin_severity
             && severity > a.severity
+            && self.access.is_admin(&a.principal)
         {
             a.severity = severity;
             a.summary.push_str(" It holds admin rights, which raises the severity.");
+        }
+        if let Some(severity) = def.personal_data_severity
+            && severity > a.severity
+        {
+            let tables = self.access.personal_tables_readable_by(&a.principal);
+            if let Some(first) = tables.first() {
+                a.severity = severity;
+                a.context.privileges.insert(0, format!("reads personal data in {}", tables.join(", ")));
+                a.context.privileges.truncate(MAX_PRIVILEGES_LISTED);
+                a.summary.push_str(&format!(" It may read personal data ({first}), which raises the severity."));
+            }
         }
     }
 

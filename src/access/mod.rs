@@ -40,6 +40,12 @@ pub enum Change {
     Restore { principal: String },
 }
 
+/// Whether a tag marks personal data: one containing `pii` or `personal`
+/// (`pii_email`, `personal_data`), or `phi`, `gdpr`, `sensitive`.
+pub fn is_personal(tag: &str) -> bool {
+    tag.contains("pii") || tag.contains("personal") || matches!(tag, "phi" | "gdpr" | "sensitive")
+}
+
 /// Groups whose members are admins by membership.
 const ADMIN_GROUPS: &[&str] = &["admins", "account admins", "account-admins", "workspace-admins", "metastore-admins"];
 
@@ -458,6 +464,20 @@ impl AccessModel {
         let mut sets = masks.into_iter().map(|(_, who)| who.into_iter().collect::<BTreeSet<String>>());
         let first = sets.next().unwrap_or_default();
         sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect())
+    }
+
+    /// The tables holding personal data (a personal tag on the table or one
+    /// of its columns) that `principal` may read, itself or through a group.
+    pub fn personal_tables_readable_by(&self, principal: &str) -> Vec<String> {
+        let mut tables: BTreeSet<String> = BTreeSet::new();
+        for (securable, tags) in &self.tags {
+            if tags.iter().any(|t| is_personal(t)) {
+                // catalog.schema.table[.column]
+                let table: Vec<&str> = securable.splitn(4, '.').take(3).collect();
+                tables.insert(table.join("."));
+            }
+        }
+        tables.into_iter().filter(|t| self.covered_by(principal, &self.readers_of(t))).collect()
     }
 
     /// The tags on `securable` and on its columns (`securable.column`).

@@ -192,3 +192,14 @@ fn a_bad_snapshot_line_is_named() {
     let err = parse_snapshot("snap.jsonl", "{\"type\":\"grant\",\"securable\":\"t\"}\n").unwrap_err();
     assert!(err.to_string().starts_with("snap.jsonl: line 1: missing field"), "{err}");
 }
+
+#[test]
+fn who_may_read_personal_data() {
+    let mut m = AccessModel::new();
+    for f in parse_snapshot("snap.jsonl", SNAPSHOT).unwrap() {
+        m.apply_fact(f);
+    }
+    assert_eq!(m.personal_tables_readable_by("ana@x"), ["main.hr.salaries"], "through hr");
+    assert!(m.personal_tables_readable_by("bob@x").is_empty());
+    assert!(is_personal("pii_email") && is_personal("personal_data") && !is_personal("confidential"));
+}

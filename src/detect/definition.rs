@@ -125,6 +125,8 @@ struct RawDefinition {
     severity: String,
     #[serde(default)]
     admin_severity: Option<String>,
+    #[serde(default)]
+    personal_data_severity: Option<String>,
     /// Where the idea of a rule comes from (a public rule pack, a paper).
     #[serde(default)]
     source: Option<String>,
@@ -233,6 +235,8 @@ pub struct Definition {
     pub severity: Severity,
     /// Severity at least this when the principal holds admin rights.
     pub admin_severity: Option<Severity>,
+    /// Severity at least this when the principal may read personal data.
+    pub personal_data_severity: Option<Severity>,
     /// Where the idea comes from (rules).
     pub source: Option<String>,
     /// The events a `match` rule counts.
@@ -355,6 +359,8 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     };
     let severity = severity_of("severity", &raw.severity);
     let admin_severity = raw.admin_severity.as_deref().and_then(|v| severity_of("admin_severity", v));
+    let personal_data_severity =
+        raw.personal_data_severity.as_deref().and_then(|v| severity_of("personal_data_severity", v));
     if !(1..=1440).contains(&raw.bucket_minutes) || 1440 % raw.bucket_minutes != 0 {
         problems.push(format!(
             "key `bucket_minutes`: {}; allowed: a divisor of 1440 (a day), e.g. 15, 60, 1440",
@@ -416,6 +422,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         min_history_ms: raw.min_history_hours.unwrap_or(0) as i64 * crate::time::MS_PER_HOUR,
         severity: severity.unwrap_or(Severity::Medium),
         admin_severity,
+        personal_data_severity,
         source: raw.source,
         matcher,
         grace_ms: raw.grace_minutes.unwrap_or(0) as i64 * crate::time::MS_PER_MINUTE,

@@ -16,17 +16,11 @@
 //! (sharing up) exposes nothing and raises nothing.
 
 use super::definition::Definition;
-use crate::access::AccessModel;
+use crate::access::{AccessModel, is_personal};
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
 use crate::event::{Event, PrincipalKind};
 use crate::time::EventTime;
 use std::collections::BTreeMap;
-
-/// Tags that mark personal data (compared lowercase, as substrings for the
-/// first two: `pii_email`, `personal_data`).
-fn is_personal(tag: &str) -> bool {
-    tag.contains("pii") || tag.contains("personal") || matches!(tag, "phi" | "gdpr" | "sensitive" | "confidential_pii")
-}
 
 /// A data flow waiting for the watermark.
 #[derive(Debug, Clone)]
