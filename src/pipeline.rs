@@ -347,6 +347,9 @@ impl Pipeline {
             for g in &mut self.registry_guards {
                 g.observe(ev);
             }
+            for d in &mut self.share_down {
+                d.observe_audit(ev, &self.access, watermark);
+            }
             for &i in self.rule_index.candidates(ev) {
                 let rule = &mut self.match_rules[i];
                 if !rule.matches(ev) {

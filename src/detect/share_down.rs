@@ -20,6 +20,7 @@ use crate::access::{AccessModel, is_personal};
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
 use crate::event::{Event, PrincipalKind};
 use crate::time::EventTime;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// A data flow waiting for the watermark.
@@ -32,7 +33,14 @@ pub struct Flow {
     pub target: String,
     pub workspace: u64,
     pub id: String,
+    /// Inferred from the audit log (a read, then a write within the
+    /// window) rather than reported by lineage.
+    pub inferred: bool,
 }
+
+/// How long after reading a table a principal's write counts as writing
+/// what it read, when only the audit log says so (no lineage row).
+pub const READ_WRITE_WINDOW_MS: i64 = crate::time::MS_PER_HOUR;
 
 /// Outcome counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,14 +56,24 @@ pub struct ShareDownStats {
 #[derive(Debug)]
 pub struct ShareDown {
     def: Definition,
-    /// (time, id, target) → flow.
-    pending: BTreeMap<(i64, String, String), Flow>,
+    /// (time, id, target, source) → flow.
+    pending: BTreeMap<(i64, String, String, String), Flow>,
+    /// Audit-only pairing: per principal, recent table reads and writes
+    /// (time, table, event id), kept for the window plus the lateness.
+    reads: FxHashMap<String, Vec<(i64, String, String)>>,
+    writes: FxHashMap<String, Vec<(i64, String, String)>>,
     pub stats: ShareDownStats,
 }
 
 impl ShareDown {
     pub fn new(def: Definition) -> Self {
-        ShareDown { def, pending: BTreeMap::new(), stats: ShareDownStats::default() }
+        ShareDown {
+            def,
+            pending: BTreeMap::new(),
+            reads: FxHashMap::default(),
+            writes: FxHashMap::default(),
+            stats: ShareDownStats::default(),
+        }
     }
 
     pub fn definition(&self) -> &Definition {
@@ -76,8 +94,65 @@ impl ShareDown {
             target: ev.securable.clone(),
             workspace: ev.workspace,
             id: ev.id.clone(),
+            inferred: false,
         };
-        self.pending.insert((flow.time, flow.id.clone(), flow.target.clone()), flow);
+        self.add(flow);
+    }
+
+    fn add(&mut self, flow: Flow) {
+        self.pending.insert((flow.time, flow.id.clone(), flow.target.clone(), flow.source.clone()), flow);
+    }
+
+    /// Pairs Unity Catalog reads and writes of one principal from the audit
+    /// log when no lineage row reports the flow: a table read, then a table
+    /// created or opened for writing within [`READ_WRITE_WINDOW_MS`]. Both
+    /// orders of arrival pair, so the outcome does not depend on it; only
+    /// reads of tables that hold personal data are kept.
+    pub fn observe_audit(&mut self, ev: &Event, access: &AccessModel, watermark: EventTime) {
+        if ev.service != "unityCatalog" || ev.securable.is_empty() || ev.status.is_some_and(|s| s >= 400) {
+            return;
+        }
+        let operation = ev.param("operation").unwrap_or("");
+        let read = matches!(ev.action.as_str(), "getTable" | "generateTemporaryTableCredential")
+            && !operation.eq_ignore_ascii_case("READ_WRITE");
+        let write = ev.action == "createTable"
+            || (ev.action == "generateTemporaryTableCredential" && operation.eq_ignore_ascii_case("READ_WRITE"));
+        let horizon = watermark.0.saturating_sub(READ_WRITE_WINDOW_MS);
+        let flow = |source: &str, target: &str, time: i64, id: &str| Flow {
+            time,
+            principal: ev.principal.clone(),
+            kind: ev.principal_kind,
+            source: source.to_owned(),
+            target: target.to_owned(),
+            workspace: ev.workspace,
+            id: id.to_owned(),
+            inferred: true,
+        };
+        let mut found = Vec::new();
+        if read && access.tags_of(&ev.securable).iter().any(|t| is_personal(t)) {
+            for (t, target, id) in self.writes.get(&ev.principal).into_iter().flatten() {
+                if *t >= ev.time.0 && *t - ev.time.0 <= READ_WRITE_WINDOW_MS && *target != ev.securable {
+                    found.push(flow(&ev.securable, target, *t, id));
+                }
+            }
+            let reads = self.reads.entry(ev.principal.clone()).or_default();
+            reads.retain(|r| r.0 >= horizon);
+            reads.push((ev.time.0, ev.securable.clone(), ev.id.clone()));
+        }
+        if write {
+            for (t, source, _) in self.reads.get(&ev.principal).into_iter().flatten() {
+                if *t <= ev.time.0 && ev.time.0 - *t <= READ_WRITE_WINDOW_MS && *source != ev.securable {
+                    found.push(flow(source, &ev.securable, ev.time.0, &ev.id));
+                }
+            }
+            let writes = self.writes.entry(ev.principal.clone()).or_default();
+            writes.retain(|w| w.0 >= horizon);
+            writes.push((ev.time.0, ev.securable.clone(), ev.id.clone()));
+        }
+        for f in found {
+            self.stats.flows += 1;
+            self.add(f);
+        }
     }
 
     /// The flows at or before `watermark`, in time order.
@@ -118,11 +193,16 @@ impl ShareDown {
         let def = &self.def;
         let masked = !access.masks_of(&flow.source).is_empty();
         let summary = format!(
-            "{} read personal data ({}) from {} {}and wrote it to {} at {}; {} may read {} without the right to see that data unmasked: {}. Review the grants on {} or mask the columns there.",
+            "{} read personal data ({}) from {} {}and {} {} at {}; {} may read {} without the right to see that data unmasked: {}. Review the grants on {} or mask the columns there.",
             flow.principal,
             tags.join(", "),
             flow.source,
             if masked { "unmasked (its masks exempt it) " } else { "" },
+            if flow.inferred {
+                "within the hour (paired from the audit log; no lineage row) wrote"
+            } else {
+                "wrote it to"
+            },
             flow.target,
             EventTime(flow.time),
             if exposed.len() == 1 {
@@ -200,6 +280,7 @@ mod tests {
             target: target.into(),
             workspace: 7,
             id: "lin-1".into(),
+            inferred: false,
         }
     }
 
@@ -226,5 +307,53 @@ mod tests {
         assert!(d.judge(&flow("ana@x", "main.hr.people", "main.hr.private"), &model()).is_none());
         // Tables without personal data flow freely.
         assert!(d.judge(&flow("ana@x", "main.hr.private", "main.shared.x"), &model()).is_none());
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+    use crate::access::parse_snapshot;
+    use crate::decode::decode_json;
+    use crate::detect::definition::built_in;
+
+    fn ev(min: i64, who: &str, action: &str, params: &str) -> Event {
+        let line = format!(
+            r#"{{"timestamp":{},"workspaceId":"7","serviceName":"unityCatalog","actionName":"{action}","userIdentity":{{"email":"{who}"}},"requestId":"r{min}","requestParams":{{{params}}},"response":{{"statusCode":200}}}}"#,
+            1_704_103_200_000 + min * 60_000
+        );
+        let mut e = Event::default();
+        decode_json(line.as_bytes(), &mut e).unwrap();
+        e
+    }
+
+    #[test]
+    fn a_read_then_a_write_within_the_hour_is_a_flow_in_either_arrival_order() {
+        let snapshot = r#"{"type":"grant","securable":"main.hr.people","principal":"ana@x","privileges":["SELECT"]}
+{"type":"tag","securable":"main.hr.people","tag":"pii"}
+{"type":"grant","securable":"main.shared","principal":"analysts","privileges":["SELECT"]}"#;
+        let mut access = AccessModel::new();
+        for f in parse_snapshot("s", snapshot).unwrap() {
+            access.apply_fact(f);
+        }
+        let read = ev(0, "ana@x", "getTable", r#""full_name_arg":"main.hr.people""#);
+        let write = ev(20, "ana@x", "createTable", r#""full_name_arg":"main.shared.copy""#);
+        let late_write = ev(90, "ana@x", "createTable", r#""full_name_arg":"main.shared.other""#);
+        for order in [[&read, &write, &late_write], [&write, &read, &late_write]] {
+            let def = built_in().unwrap().into_iter().find(|d| d.name == "share_down_write").unwrap();
+            let mut d = ShareDown::new(def);
+            for e in order {
+                d.observe_audit(e, &access, EventTime(1_704_103_200_000));
+            }
+            let flows = d.take_due(EventTime(i64::MAX));
+            assert_eq!(flows.len(), 1, "the write 90 minutes later is outside the window: {flows:#?}");
+            let a = d.judge(&flows[0], &access).expect("alert");
+            assert!(
+                a.summary
+                    .contains("and within the hour (paired from the audit log; no lineage row) wrote main.shared.copy"),
+                "{}",
+                a.summary
+            );
+        }
     }
 }
