@@ -304,7 +304,7 @@ impl Pipeline {
                 r.note_access(ev);
             }
             for j in &mut self.jits {
-                j.note_access(ev);
+                j.note_access(ev, &self.access);
             }
         }
         // The actor is interned once; a signal counted under it (most are)

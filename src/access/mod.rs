@@ -480,6 +480,11 @@ impl AccessModel {
         tables.into_iter().filter(|t| self.covered_by(principal, &self.readers_of(t))).collect()
     }
 
+    /// The tags on `securable` itself.
+    pub fn tags_on(&self, securable: &str) -> Vec<String> {
+        self.tags.get(securable).map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// The tags on `securable` and on its columns (`securable.column`).
     pub fn tags_of(&self, securable: &str) -> Vec<String> {
         let prefix = format!("{securable}.");

@@ -118,26 +118,27 @@ impl Jit {
         self.deadlines.insert((deadline, g), ());
     }
 
-    /// Grants the audit log shows on policy securables become temporary.
-    pub fn note_access(&mut self, ev: &Event) {
-        if self.def.max_grant_ms <= 0 || self.def.jit_securables.is_empty() {
-            return;
-        }
+    /// Grants the audit log shows on policy securables become temporary:
+    /// those under `jit_securables` (for `max_grant_hours`), and those on a
+    /// securable, or below one, that a snapshot tagged `jit_max_hours=N`.
+    pub fn note_access(&mut self, ev: &Event, access: &AccessModel) {
         changes_of(ev, &mut self.changes);
         let changes = std::mem::take(&mut self.changes);
         for c in &changes {
-            if let Change::Grant { securable, grantee, privilege } = c
-                && self.def.jit_securables.iter().any(|p| under(securable, p))
-            {
-                let hours = self.def.max_grant_ms / crate::time::MS_PER_HOUR;
-                self.add(TemporaryGrant {
-                    expires: ev.time.0 + self.def.max_grant_ms,
-                    grantee: grantee.clone(),
-                    securable: securable.clone(),
-                    privilege: privilege.clone(),
-                    origin: format!("policy: at most {hours} h"),
-                });
-            }
+            let Change::Grant { securable, grantee, privilege } = c else { continue };
+            let by_policy = (self.def.max_grant_ms > 0 && self.def.jit_securables.iter().any(|p| under(securable, p)))
+                .then_some((self.def.max_grant_ms, "policy"));
+            let Some((max_ms, why)) = by_policy.or_else(|| tagged_max(securable, access).map(|ms| (ms, "tag"))) else {
+                continue;
+            };
+            let hours = max_ms / crate::time::MS_PER_HOUR;
+            self.add(TemporaryGrant {
+                expires: ev.time.0 + max_ms,
+                grantee: grantee.clone(),
+                securable: securable.clone(),
+                privilege: privilege.clone(),
+                origin: format!("{why}: at most {hours} h"),
+            });
         }
         self.changes = changes;
     }
@@ -234,6 +235,26 @@ impl Jit {
     }
 }
 
+/// The shortest `jit_max_hours=N` tag on `securable` or its parents, in ms.
+fn tagged_max(securable: &str, access: &AccessModel) -> Option<i64> {
+    let mut best: Option<i64> = None;
+    let mut s = securable;
+    loop {
+        for tag in access.tags_on(s) {
+            if let Some(h) = tag.strip_prefix("jit_max_hours=").and_then(|h| h.trim().parse::<i64>().ok())
+                && h > 0
+            {
+                let ms = h * crate::time::MS_PER_HOUR;
+                best = Some(best.map_or(ms, |b| b.min(ms)));
+            }
+        }
+        match s.rsplit_once('.') {
+            Some((parent, _)) => s = parent,
+            None => return best,
+        }
+    }
+}
+
 /// Whether `securable` is `parent` or lies below it (`main.hr` covers `main.hr.people`).
 fn under(securable: &str, parent: &str) -> bool {
     securable == parent || (securable.starts_with(parent) && securable.as_bytes().get(parent.len()) == Some(&b'.'))
@@ -289,6 +310,24 @@ mod tests {
     use crate::detect::definition::{BUILT_IN, parse};
 
     #[test]
+    fn a_jit_tag_makes_grants_below_it_temporary() {
+        let mut access = AccessModel::new();
+        for f in crate::access::parse_snapshot("s", r#"{"type":"tag","securable":"main.prod","tag":"jit_max_hours=4"}"#)
+            .unwrap()
+        {
+            access.apply_fact(f);
+        }
+        let def =
+            BUILT_IN.iter().find(|(f, _)| f.ends_with("jit_overrun.toml")).map(|(f, t)| parse(f, t).unwrap()).unwrap();
+        let mut jit = Jit::new(def, &[]);
+        jit.note_access(&grant_event(1_704_103_200_000, "add"), &access);
+        let due = jit.take_due(EventTime(i64::MAX));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.expires, 1_704_103_200_000 + 4 * 3_600_000);
+        assert_eq!(due[0].1.origin, "tag: at most 4 h");
+    }
+
+    #[test]
     fn securables_cover_what_lies_below_them() {
         assert!(under("main.prod.t", "main.prod") && under("main.prod", "main.prod"));
         assert!(!under("main.prod2.t", "main.prod") && !under("main", "main.prod"));
@@ -317,7 +356,7 @@ mod tests {
             }
             for e in &events {
                 access.observe(e);
-                jit.note_access(e);
+                jit.note_access(e, &access);
             }
             let mut out = Vec::new();
             for (deadline, g) in jit.take_due(EventTime(t0 + 10 * 3_600_000)) {
