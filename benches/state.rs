@@ -4,9 +4,10 @@
 //!
 //! P users each do, every hour, one query, one permission change, one
 //! secret read and one download, from a fixed network and browser, so each
-//! holds state in five detectors (four counts and first-seen source). The
-//! pipeline runs `HOURS` hours; the live heap after the last bucket closed,
-//! minus the heap before, divided by P × 5, is the state per
+//! holds state in seven detectors (four counts, first-seen source, and the
+//! offboarded and role-drift rules). The pipeline runs `HOURS` hours; the
+//! live heap after the last bucket closed, minus the heap before, divided
+//! by P × 7, is the state per
 //! principal·signal (names, first-seen times and every table included).
 //! Allocations are counted over the second half, when every principal and
 //! bucket already exists: the steady state.
@@ -85,7 +86,7 @@ fn main() {
                 ev.user_agent.push_str("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0");
                 seq += 1;
                 let _ = write!(ev.id, "req-{seq}");
-                ev.signals = Signals::EMPTY.with(*signal).with(Signal::Source);
+                ev.signals = Signals::EMPTY.with(*signal).with(Signal::Source).with(Signal::Activity);
                 pipeline.event(&ev, &mut out).expect("no duplicates");
                 out.clear();
                 hour_events += 1;
@@ -102,7 +103,9 @@ fn main() {
     drop(ev);
     out = Vec::new();
     let live = LIVE.load(Relaxed) - before;
-    let signals = SIGNALS.len() as u64 + 1;
+    // Four counts, first-seen source, and the two access rules that keep
+    // a bucket per principal (offboarded, role drift).
+    let signals = SIGNALS.len() as u64 + 3;
     println!(
         "state bench: {principals} principals x {signals} signals, {HOURS} hours, {events} events in {elapsed:.1} s"
     );

@@ -53,6 +53,11 @@ impl<B: Bucket> Wheel<B> {
         }
     }
 
+    /// When the earliest open bucket ends (`i64::MAX` with none open).
+    pub fn due_at(&self, bucket_ms: i64) -> i64 {
+        self.first.saturating_add(bucket_ms)
+    }
+
     /// The earliest bucket start that ends at or before `watermark`, with
     /// the principals that have it open, in name order.
     pub fn next_due(

@@ -146,7 +146,7 @@ impl Jit {
     /// Counts a successful action on a securable under a temporary grant
     /// of its actor that has expired.
     pub fn observe(&mut self, id: PrincipalId, ev: &Event, watermark: EventTime) {
-        if ev.securable.is_empty() || ev.status.is_some_and(|s| s >= 400) {
+        if self.by_grantee.is_empty() || ev.securable.is_empty() || ev.status.is_some_and(|s| s >= 400) {
             return;
         }
         let Some(grants) = self.by_grantee.get(&ev.principal) else { return };

@@ -307,6 +307,11 @@ impl MatchRule {
         }
     }
 
+    /// When this rule next has a bucket to close.
+    pub fn due_at(&self) -> i64 {
+        self.wheel.due_at(self.def.bucket_ms)
+    }
+
     /// Closes every bucket that ends at or before `watermark`.
     pub fn advance(&mut self, watermark: EventTime, names: &Interner, out: &mut Vec<Alert>) {
         while let Some((start, ids)) = self.wheel.next_due(watermark, self.def.bucket_ms, names) {
