@@ -6,11 +6,12 @@
 //! outcome does not depend on arrival order) and alert on facts, not
 //! probabilities: their alerts carry score 100 and p-value 0.
 
+use super::Fact;
 use super::buckets::{Bucket, Table, Wheel, existing, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use crate::access::{Change, changes_of};
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
 use crate::time::{EventTime, MS_PER_HOUR};
@@ -201,15 +202,21 @@ impl AccessRule {
                     } else {
                         state.suppressed_until = start + self.def.bucket_ms + self.def.suppress_ms;
                         self.stats.alerts += 1;
-                        out.push(alert(
-                            &self.def,
-                            principal,
-                            state.kind,
-                            &bucket,
-                            summary,
-                            evidence,
-                            (observed, total),
-                        ));
+                        out.push(
+                            Fact {
+                                def: &self.def,
+                                principal,
+                                kind: state.kind,
+                                workspace: bucket.workspace,
+                                start: bucket.start,
+                                end: bucket.start + self.def.bucket_ms,
+                                observed,
+                                evidence_total: total,
+                                summary,
+                                evidence,
+                            }
+                            .alert(),
+                        );
                     }
                 }
                 self.wheel.recycle(bucket);
@@ -220,48 +227,6 @@ impl AccessRule {
     /// Principals with state.
     pub fn principals(&self) -> usize {
         self.principals.iter().filter(|p| p.is_some()).count()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn alert(
-    def: &Definition,
-    principal: &str,
-    kind: PrincipalKind,
-    bucket: &Actions,
-    summary: String,
-    evidence: Vec<String>,
-    (observed, total): (u64, u64),
-) -> Alert {
-    Alert {
-        schema_version: SCHEMA_VERSION,
-        alert_id: alert_id(&def.name, principal, bucket.start, &def.config_version),
-        detector: def.name.clone(),
-        principal: principal.to_owned(),
-        workspace_id: bucket.workspace.to_string(),
-        window_start: EventTime(bucket.start).to_string(),
-        window_end: EventTime(bucket.start + def.bucket_ms).to_string(),
-        observed: observed as f64,
-        expected: 0.0,
-        expected_low: 0.0,
-        expected_high: 0.0,
-        score: 100,
-        p_value: 0.0,
-        severity: def.severity,
-        summary,
-        evidence,
-        context: AlertContext {
-            principal_kind: kind,
-            groups: Vec::new(),
-            privileges: Vec::new(),
-            signal: def.signal.name().to_owned(),
-            model: def.model.name().to_owned(),
-            baseline_age_hours: 0.0,
-            baseline_samples: 0.0,
-            peer_value: None,
-            evidence_total: total,
-            config_version: def.config_version.clone(),
-        },
     }
 }
 

@@ -11,11 +11,12 @@
 //! after the expiry, while the grant stands, is a use after expiry, counted
 //! per principal and hour like the other rules.
 
+use super::Fact;
 use super::buckets::{Bucket, Wheel, open_start};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use crate::access::{AccessModel, Change, SnapshotFact, changes_of};
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind, set_principal};
 use crate::state::{Interner, PrincipalId};
 use crate::time::EventTime;
@@ -196,16 +197,21 @@ impl Jit {
             g.origin,
             EventTime(deadline)
         );
-        Some(alert(
-            &self.def,
-            &g.grantee,
-            PrincipalKind::classify(&g.grantee),
-            deadline,
-            deadline + 1,
-            summary,
-            Vec::new(),
-            1,
-        ))
+        Some(
+            Fact {
+                def: &self.def,
+                principal: &g.grantee,
+                kind: PrincipalKind::classify(&g.grantee),
+                workspace: 0,
+                start: deadline,
+                end: deadline + 1,
+                observed: 1,
+                evidence_total: 1,
+                summary,
+                evidence: Vec::new(),
+            }
+            .alert(),
+        )
     }
 
     /// Closes the use buckets the watermark has passed.
@@ -227,7 +233,21 @@ impl Jit {
                         bucket.grant
                     );
                     let end = start + self.def.bucket_ms;
-                    out.push(alert(&self.def, principal, *kind, start, end, summary, bucket.evidence.ids(), n));
+                    out.push(
+                        Fact {
+                            def: &self.def,
+                            principal,
+                            kind: *kind,
+                            workspace: 0,
+                            start,
+                            end,
+                            observed: n,
+                            evidence_total: n,
+                            summary,
+                            evidence: bucket.evidence.ids(),
+                        }
+                        .alert(),
+                    );
                 }
                 self.wheel.recycle(bucket);
             }
@@ -258,49 +278,6 @@ fn tagged_max(securable: &str, access: &AccessModel) -> Option<i64> {
 /// Whether `securable` is `parent` or lies below it (`main.hr` covers `main.hr.people`).
 fn under(securable: &str, parent: &str) -> bool {
     securable == parent || (securable.starts_with(parent) && securable.as_bytes().get(parent.len()) == Some(&b'.'))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn alert(
-    def: &Definition,
-    principal: &str,
-    kind: PrincipalKind,
-    start: i64,
-    end: i64,
-    summary: String,
-    evidence: Vec<String>,
-    observed: u64,
-) -> Alert {
-    Alert {
-        schema_version: SCHEMA_VERSION,
-        alert_id: alert_id(&def.name, principal, start, &def.config_version),
-        detector: def.name.clone(),
-        principal: principal.to_owned(),
-        workspace_id: "0".into(),
-        window_start: EventTime(start).to_string(),
-        window_end: EventTime(end).to_string(),
-        observed: observed as f64,
-        expected: 0.0,
-        expected_low: 0.0,
-        expected_high: 0.0,
-        score: 100,
-        p_value: 0.0,
-        severity: def.severity,
-        summary,
-        evidence,
-        context: AlertContext {
-            principal_kind: kind,
-            groups: Vec::new(),
-            privileges: Vec::new(),
-            signal: def.signal.name().to_owned(),
-            model: def.model.name().to_owned(),
-            baseline_age_hours: 0.0,
-            baseline_samples: 0.0,
-            peer_value: None,
-            evidence_total: observed,
-            config_version: def.config_version.clone(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -49,3 +49,58 @@ impl Watermark {
         self.max_seen.map_or(EventTime(i64::MIN), |m| EventTime(m.0 - self.lateness_ms))
     }
 }
+
+/// A rule's finding: a fact, not a probability, so its alert has score 100,
+/// p-value 0 and nothing expected. One constructor for every rule, so the
+/// alerts of all rules read alike.
+pub struct Fact<'a> {
+    pub def: &'a definition::Definition,
+    pub principal: &'a str,
+    pub kind: crate::event::PrincipalKind,
+    pub workspace: u64,
+    pub start: i64,
+    pub end: i64,
+    /// The figure the summary counts (actions, hours, principals exposed).
+    pub observed: u64,
+    /// Events behind the alert (evidence lists at most `evidence_limit`).
+    pub evidence_total: u64,
+    pub summary: String,
+    pub evidence: Vec<String>,
+}
+
+impl Fact<'_> {
+    pub fn alert(self) -> crate::alert::Alert {
+        use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+        let def = self.def;
+        Alert {
+            schema_version: SCHEMA_VERSION,
+            alert_id: alert_id(&def.name, self.principal, self.start, &def.config_version),
+            detector: def.name.clone(),
+            principal: self.principal.to_owned(),
+            workspace_id: self.workspace.to_string(),
+            window_start: EventTime(self.start).to_string(),
+            window_end: EventTime(self.end).to_string(),
+            observed: self.observed as f64,
+            expected: 0.0,
+            expected_low: 0.0,
+            expected_high: 0.0,
+            score: 100,
+            p_value: 0.0,
+            severity: def.severity,
+            summary: self.summary,
+            evidence: self.evidence,
+            context: AlertContext {
+                principal_kind: self.kind,
+                groups: Vec::new(),
+                privileges: Vec::new(),
+                signal: def.signal.name().to_owned(),
+                model: def.model.name().to_owned(),
+                baseline_age_hours: 0.0,
+                baseline_samples: 0.0,
+                peer_value: None,
+                evidence_total: self.evidence_total,
+                config_version: def.config_version.clone(),
+            },
+        }
+    }
+}

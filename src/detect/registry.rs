@@ -20,9 +20,10 @@
 //! the Model Registry API names them; no public sample shows them, so the
 //! names are documented as unconfirmed.
 
+use super::Fact;
 use super::definition::Definition;
 use crate::access::AccessModel;
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::time::EventTime;
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,36 +208,21 @@ impl RegistryGuard {
         };
         self.stats.alerts += 1;
         let def = &self.def;
-        Some(Alert {
-            schema_version: SCHEMA_VERSION,
-            alert_id: alert_id(&def.name, &e.principal, e.time, &def.config_version),
-            detector: def.name.clone(),
-            principal: e.principal.clone(),
-            workspace_id: e.workspace.to_string(),
-            window_start: EventTime(e.time).to_string(),
-            window_end: EventTime(e.time + 1).to_string(),
-            observed: 1.0,
-            expected: 0.0,
-            expected_low: 0.0,
-            expected_high: 0.0,
-            score: 100,
-            p_value: 0.0,
-            severity: def.severity,
-            summary: format!("{problem} at {}.", EventTime(e.time)),
-            evidence: if e.id.is_empty() { Vec::new() } else { vec![e.id.clone()] },
-            context: AlertContext {
-                principal_kind: e.kind,
-                groups: Vec::new(),
-                privileges: Vec::new(),
-                signal: def.signal.name().to_owned(),
-                model: def.model.name().to_owned(),
-                baseline_age_hours: 0.0,
-                baseline_samples: 0.0,
-                peer_value: None,
+        Some(
+            Fact {
+                def,
+                principal: &e.principal,
+                kind: e.kind,
+                workspace: e.workspace,
+                start: e.time,
+                end: e.time + 1,
+                observed: 1,
                 evidence_total: 1,
-                config_version: def.config_version.clone(),
-            },
-        })
+                summary: format!("{problem} at {}.", EventTime(e.time)),
+                evidence: if e.id.is_empty() { Vec::new() } else { vec![e.id.clone()] },
+            }
+            .alert(),
+        )
     }
 }
 

@@ -23,10 +23,11 @@
 //! rule judges a bucket once the watermark has passed it, so its alerts do
 //! not depend on arrival order; the alert is a fact (score 100, p-value 0).
 
+use super::Fact;
 use super::buckets::{Bucket, Wheel, open_start};
 use super::definition::Definition;
 use super::evidence::Evidence;
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
 use crate::time::EventTime;
@@ -364,36 +365,19 @@ fn alert(
         EventTime(bucket.first.0),
         def.source.as_deref().map(|s| format!(" (Rule idea: {s}.)")).unwrap_or_default(),
     );
-    Alert {
-        schema_version: SCHEMA_VERSION,
-        alert_id: alert_id(&def.name, principal, bucket.start, &def.config_version),
-        detector: def.name.clone(),
-        principal: principal.to_owned(),
-        workspace_id: bucket.workspace.to_string(),
-        window_start: EventTime(bucket.start).to_string(),
-        window_end: EventTime(end).to_string(),
-        observed: observed as f64,
-        expected: 0.0,
-        expected_low: 0.0,
-        expected_high: 0.0,
-        score: 100,
-        p_value: 0.0,
-        severity: def.severity,
+    Fact {
+        def,
+        principal,
+        kind,
+        workspace: bucket.workspace,
+        start: bucket.start,
+        end,
+        observed,
+        evidence_total: bucket.count,
         summary,
         evidence: bucket.evidence.ids(),
-        context: AlertContext {
-            principal_kind: kind,
-            groups: Vec::new(),
-            privileges: Vec::new(),
-            signal: def.signal.name().to_owned(),
-            model: def.model.name().to_owned(),
-            baseline_age_hours: 0.0,
-            baseline_samples: 0.0,
-            peer_value: None,
-            evidence_total: bucket.count,
-            config_version: def.config_version.clone(),
-        },
     }
+    .alert()
 }
 
 /// `service.action` with the parameters that say what happened, for the summary.

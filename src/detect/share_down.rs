@@ -15,9 +15,10 @@
 //! Writing masked values where more privileged principals read them
 //! (sharing up) exposes nothing and raises nothing.
 
+use super::Fact;
 use super::definition::Definition;
 use crate::access::{AccessModel, is_personal};
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::time::EventTime;
 use rustc_hash::FxHashMap;
@@ -214,36 +215,21 @@ impl ShareDown {
             exposed.join(", "),
             flow.target,
         );
-        Some(Alert {
-            schema_version: SCHEMA_VERSION,
-            alert_id: alert_id(&def.name, &flow.principal, flow.time, &def.config_version),
-            detector: def.name.clone(),
-            principal: flow.principal.clone(),
-            workspace_id: flow.workspace.to_string(),
-            window_start: EventTime(flow.time).to_string(),
-            window_end: EventTime(flow.time + 1).to_string(),
-            observed: exposed.len() as f64,
-            expected: 0.0,
-            expected_low: 0.0,
-            expected_high: 0.0,
-            score: 100,
-            p_value: 0.0,
-            severity: def.severity,
-            summary,
-            evidence: if flow.id.is_empty() { Vec::new() } else { vec![flow.id.clone()] },
-            context: AlertContext {
-                principal_kind: flow.kind,
-                groups: Vec::new(),
-                privileges: Vec::new(),
-                signal: def.signal.name().to_owned(),
-                model: def.model.name().to_owned(),
-                baseline_age_hours: 0.0,
-                baseline_samples: 0.0,
-                peer_value: None,
+        Some(
+            Fact {
+                def,
+                principal: &flow.principal,
+                kind: flow.kind,
+                workspace: flow.workspace,
+                start: flow.time,
+                end: flow.time + 1,
+                observed: exposed.len() as u64,
                 evidence_total: 1,
-                config_version: def.config_version.clone(),
-            },
-        })
+                summary,
+                evidence: if flow.id.is_empty() { Vec::new() } else { vec![flow.id.clone()] },
+            }
+            .alert(),
+        )
     }
 }
 
