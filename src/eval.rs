@@ -128,8 +128,14 @@ pub fn is_notice(a: &Alert) -> bool {
 }
 
 /// Replays `dir/logs` with `config` and scores it against `dir/labels.jsonl`.
-pub fn run(dir: &Path, config: PipelineConfig) -> anyhow::Result<Evaluation> {
+pub fn run(dir: &Path, mut config: PipelineConfig) -> anyhow::Result<Evaluation> {
     let labels = read_labels(&dir.join("labels.jsonl"))?;
+    // The access snapshot the generator writes beside the logs.
+    let snapshot = dir.join(crate::generate::ACCESS_SNAPSHOT);
+    if snapshot.exists() {
+        let text = std::fs::read_to_string(&snapshot)?;
+        config.access_snapshot.extend(crate::access::parse_snapshot(&snapshot.display().to_string(), &text)?);
+    }
     let lateness = config.allowed_lateness_ms;
     let opts = ReplayOptions {
         inputs: vec![dir.join(LOGS_DIR)],

@@ -80,6 +80,8 @@ pub enum GenerateError {
 /// Folder under the output directory that holds the logs (what to replay);
 /// `labels.jsonl` and `README.txt` sit beside it.
 pub const LOGS_DIR: &str = "logs";
+/// The access snapshot beside the logs (`replay --access-snapshot`).
+pub const ACCESS_SNAPSHOT: &str = "access_snapshot.jsonl";
 
 /// Workspace written as delivered audit logs.
 pub const WORKSPACE_A: u64 = 1_234_567_890_123_456;
@@ -299,6 +301,82 @@ struct World {
     /// Distinct (source IP, user agent) pairs records came from.
     sources: Vec<(String, &'static str)>,
     source_ids: FxHashMap<(String, &'static str), u32>,
+    /// Table lineage: (time, who, source table, target table).
+    lineage: Vec<(i64, usize, &'static str, &'static str)>,
+}
+
+/// Who works in HR (reads salaries unmasked) and who is an analyst (reads
+/// them with the ssn column masked, and the shared schema).
+fn in_hr(p: &Principal) -> bool {
+    p.human && p.reads > 0.0 && p.name.len().is_multiple_of(5)
+}
+
+/// The access snapshot of the generated workspace: memberships, grants,
+/// the personal column of salaries and its mask.
+fn access_snapshot(w: &World) -> Vec<String> {
+    let mut facts = vec![
+        r#"{"type":"grant","securable":"main.hr","principal":"hr","privileges":["SELECT"]}"#.to_owned(),
+        r#"{"type":"grant","securable":"main.hr.salaries","principal":"analysts","privileges":["SELECT"]}"#.to_owned(),
+        r#"{"type":"grant","securable":"main.shared","principal":"analysts","privileges":["SELECT"]}"#.to_owned(),
+        r#"{"type":"tag","securable":"main.hr.salaries.ssn","tag":"pii"}"#.to_owned(),
+        r#"{"type":"mask","securable":"main.hr.salaries.ssn","unmasked_for":["hr"]}"#.to_owned(),
+    ];
+    for p in w.people.iter().filter(|p| p.human) {
+        let group = if in_hr(p) { "hr" } else { "analysts" };
+        facts.push(format!(r#"{{"type":"member","principal":"{}","group":"{group}"}}"#, p.name));
+    }
+    facts
+}
+
+/// Ordinary data flows: analysts build shared tables from sales and
+/// product data, HR backs salaries up inside its schema (personal data
+/// staying where only HR reads it), and analysts copy salaries, which
+/// they see masked, into the shared schema (sharing up): none is a share-down.
+fn simulate_lineage(w: &mut World) {
+    let days = w.cfg.days as i64;
+    for who in 0..w.people.len() {
+        let p = w.people[who].clone();
+        if !p.human || p.reads <= 0.0 {
+            continue;
+        }
+        for day in p.first_day..days {
+            if (day + who as i64) % 3 != 0 {
+                continue;
+            }
+            let t = w.day_start(day)
+                + (p.work.0 + 2 - p.tz).rem_euclid(24) * MS_PER_HOUR
+                + w.rng.random_range(0..MS_PER_HOUR);
+            let (source, target) = if in_hr(&p) {
+                ("main.hr.salaries", "main.hr.salaries_backup")
+            } else if (day + who as i64) % 7 == 0 {
+                ("main.hr.salaries", "main.shared.salary_bands")
+            } else {
+                ("main.sales.orders", "main.shared.orders_daily")
+            };
+            w.lineage.push((t, who, source, target));
+        }
+    }
+}
+
+/// A share-down: someone in HR copies salaries, ssn unmasked, into the
+/// schema analysts read.
+fn inject_share_down(w: &mut World) {
+    let n = w.people.len();
+    let from = w.rng.random_range(0..n);
+    let Some(who) = (0..n).map(|k| (from + k) % n).find(|&i| in_hr(&w.people[i]) && w.people[i].first_day == 0) else {
+        return;
+    };
+    let day = w.incident_day();
+    let t = w.day_start(day) + (w.people[who].work.0 + 4 - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR;
+    if !w.free(who, t, t + MS_PER_HOUR) {
+        return;
+    }
+    w.lineage.push((t, who, "main.hr.salaries", "main.shared.salaries_export"));
+    let d = format!(
+        "{} copied main.hr.salaries, ssn unmasked, into main.shared.salaries_export, which analysts read",
+        w.people[who].name
+    );
+    w.label(who, "share_down_write", t, t + MS_PER_HOUR, d);
 }
 
 impl World {
@@ -378,6 +456,7 @@ impl World {
             busy: Vec::new(),
             sources: Vec::new(),
             source_ids: FxHashMap::default(),
+            lineage: Vec::new(),
         }
     }
 
@@ -489,8 +568,10 @@ pub fn generate(cfg: &GenerateConfig, out: &Path) -> Result<GenerateSummary, Gen
 
     simulate_people(&mut w, &mut recs, &mut usage, &mut ids);
     simulate_jobs(&mut w, &mut recs, &mut usage, &mut slices, &mut ids);
+    simulate_lineage(&mut w);
     if cfg.days >= 7 && cfg.principals >= 20 {
         inject(&mut w, &mut recs, &mut usage, &mut slices, &mut ids);
+        inject_share_down(&mut w);
     } else {
         // Small worlds still get the one incident every test relies on.
         inject_query_burst(&mut w, &mut recs, &mut ids);

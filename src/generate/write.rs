@@ -4,8 +4,8 @@
 //! directly instead of through a JSON tree: a million events take seconds.
 
 use super::{
-    ACCOUNT_ID, Act, GenerateError, GenerateSummary, LOGS_DIR, Rec, RunSlice, Usage, WORKSPACE_A, WORKSPACE_B, World,
-    rfc3339, uuid,
+    ACCESS_SNAPSHOT, ACCOUNT_ID, Act, GenerateError, GenerateSummary, LOGS_DIR, Rec, RunSlice, Usage, WORKSPACE_A,
+    WORKSPACE_B, World, rfc3339, uuid,
 };
 use crate::time::{EventTime, MS_PER_DAY};
 use std::fmt::Write as _;
@@ -384,9 +384,30 @@ pub(super) fn all(
     counts.push(("system_lakeflow_job_run_timeline".into(), n));
     bytes += b;
 
+    w.lineage.sort();
+    let mut f = Out::create(out.join("system/table_lineage/table_lineage.jsonl"), false)?;
+    for (i, (t, who, source, target)) in w.lineage.iter().enumerate() {
+        let p = &w.people[*who];
+        f.line(&format!(
+            r#"{{"account_id":"{ACCOUNT_ID}","metastore_id":"ms-1","workspace_id":"{}","entity_type":"NOTEBOOK","source_table_full_name":"{source}","source_type":"TABLE","target_table_full_name":"{target}","target_type":"TABLE","created_by":"{}","event_time":"{}","event_date":"{}","record_id":"lineage-{i:06}"}}"#,
+            p.workspace,
+            p.name,
+            EventTime(*t),
+            &EventTime(*t).to_string()[..10],
+        ))?;
+    }
+    let (n, b) = f.finish()?;
+    counts.push(("system_access_table_lineage".into(), n));
+    bytes += b;
+
     // Labels and notes sit beside the logs, not among them: replaying the
     // logs folder reads only data.
     let out = out.parent().unwrap_or(out);
+    let mut f = Out::create(out.join(ACCESS_SNAPSHOT), false)?;
+    for fact in super::access_snapshot(w) {
+        f.line(&fact)?;
+    }
+    f.finish()?;
     let mut f = Out::create(out.join("labels.jsonl"), false)?;
     for l in &w.labels {
         let text = serde_json::to_string(l)
