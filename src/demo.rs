@@ -31,7 +31,12 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         progress: true,
         parallel_decode: true,
     };
-    let report = replay(&opts, PipelineConfig::new(definitions))?;
+    let mut config = PipelineConfig::new(definitions);
+    // Who may see what before the data begins: the generator's snapshot.
+    let snapshot = dir.join(crate::generate::ACCESS_SNAPSHOT);
+    let text = std::fs::read_to_string(&snapshot)?;
+    config.access_snapshot = crate::access::parse_snapshot(&snapshot.display().to_string(), &text)?;
+    let report = replay(&opts, config)?;
     println!("== alerts ({}) ==\n", report.alerts.len());
     for a in &report.alerts {
         println!("{}", render_alert(a));
