@@ -51,7 +51,7 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         } else {
             "no detector for this signal yet"
         };
-        println!("  {:<8} {:<18} {:<40} {status}", label.incident, label.signal, label.principal);
+        println!("  {:<8} {:<22} {:<40} {status}", label.incident, label.signal, label.principal);
     }
     println!("\n== summary ==\n{}", report.stats.render(report.seconds));
     match &opts.alerts_out {
