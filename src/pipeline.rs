@@ -78,6 +78,25 @@ impl PipelineConfig {
     }
 }
 
+/// Each principal's peer group from a snapshot: its first group by name.
+fn peer_groups_of(facts: &[crate::access::SnapshotFact]) -> FxHashMap<String, u32> {
+    let mut first: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for f in facts {
+        if let crate::access::SnapshotFact::Member { principal, group } = f {
+            let mut p = String::new();
+            set_principal(&mut p, principal);
+            let g = group.trim().to_ascii_lowercase();
+            let e = first.entry(p).or_insert_with(|| g.clone());
+            if g < *e {
+                *e = g;
+            }
+        }
+    }
+    let groups: std::collections::BTreeSet<&String> = first.values().collect();
+    let ids: FxHashMap<&String, u32> = groups.into_iter().zip(1u32..).collect();
+    first.iter().map(|(p, g)| (p.clone(), ids[g])).collect()
+}
+
 /// The rules of one service: those naming no action, and by action.
 type ServiceRules = (Vec<usize>, FxHashMap<String, Vec<usize>>);
 
@@ -152,6 +171,10 @@ pub struct Pipeline {
     /// find none in two hash lookups.
     rule_index: RuleIndex,
     access: AccessModel,
+    /// Peer group of each principal, from the access snapshot: its first
+    /// group by name (ids from 1). Snapshot groups only, so that the peers
+    /// a bucket is judged against do not depend on arrival order.
+    peer_groups: FxHashMap<String, u32>,
     /// Run-as principal of each (workspace, job), learned from audit `jobs`
     /// events and billing rows: `job_run_timeline` rows do not name one.
     /// Nested by workspace, so that a lookup by borrowed job id allocates nothing.
@@ -173,6 +196,7 @@ impl Pipeline {
             .filter(|d| d.model == Model::Jit)
             .map(|d| Jit::new(d.clone(), &config.access_snapshot))
             .collect();
+        let peer_groups = peer_groups_of(&config.access_snapshot);
         let mut access = AccessModel::new();
         for fact in config.access_snapshot.drain(..) {
             access.apply_fact(fact);
@@ -236,6 +260,7 @@ impl Pipeline {
                 })
                 .collect(),
             access,
+            peer_groups,
             job_owners: FxHashMap::default(),
             stats: Stats::default(),
             since_expire: 0,
@@ -328,7 +353,8 @@ impl Pipeline {
                 Some(id) if std::ptr::eq(key, ev.principal.as_str()) => (id, ev.principal_kind),
                 _ => (intern_seen(&mut self.names, &mut self.first_seen, key, ev.time), PrincipalKind::classify(key)),
             };
-            d.observe(id, kind, ev, watermark);
+            let group = self.peer_groups.get(key).copied().unwrap_or(0);
+            d.observe(id, kind, group, ev, watermark);
         }
         if let Some(id) = actor
             && ev.signals.contains(Signal::Source)

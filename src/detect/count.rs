@@ -65,6 +65,8 @@ struct Previous {
 #[derive(Debug)]
 struct PrincipalState {
     kind: PrincipalKind,
+    /// Peer group (0: none; see `CountDetector::observe`).
+    group: u32,
     previous: Option<Previous>,
     /// Start of the last bucket folded into the baseline.
     last_closed: Option<i64>,
@@ -84,8 +86,8 @@ struct PrincipalState {
 /// heavy newcomer and alert to a takeover. "More than twice what the
 /// busiest peer has recently done at this hour, and far above its own
 /// first hours" is both, and says itself in a sentence. Peers are the
-/// principals of the same kind; group membership, when the access model
-/// knows it, is the natural refinement.
+/// principals of the same kind and, when an access snapshot names their
+/// groups, of the same group (with enough members; else the kind).
 #[derive(Debug, Clone)]
 struct Peers {
     sum: [f64; SLOTS],
@@ -151,7 +153,7 @@ enum Basis {
     /// A principal too new for its own, or with too little of it at this
     /// hour: its own short history, and only when it is also more than
     /// [`PEER_MARGIN`] times busier than the busiest of its peers.
-    Peers { principals: u32, mean: f64, busiest: f64 },
+    Peers { principals: u32, mean: f64, busiest: f64, in_group: bool },
 }
 
 /// Discounted buckets of its own at an hour (slot and hour of week) a
@@ -180,7 +182,10 @@ pub struct CountDetector {
     principals: Table<PrincipalState>,
     /// Bucket start → principals with that bucket open.
     wheel: Wheel<OpenBucket>,
-    peers: [Peers; 4],
+    /// Peer statistics: slots 0–3 per principal kind, then one per (kind,
+    /// peer group) as `group_slots` assigns them.
+    peers: Vec<Peers>,
+    group_slots: rustc_hash::FxHashMap<(usize, u32), usize>,
     pub stats: CountDetectorStats,
 }
 
@@ -199,7 +204,8 @@ impl CountDetector {
             def,
             principals: Vec::new(),
             wheel: Wheel::default(),
-            peers: Default::default(),
+            peers: vec![Peers::default(); 4],
+            group_slots: rustc_hash::FxHashMap::default(),
             stats: CountDetectorStats::default(),
         }
     }
@@ -208,14 +214,23 @@ impl CountDetector {
         &self.def
     }
 
-    /// Counts `ev` for `principal` (of `kind`) unless its bucket is already closed.
-    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) {
+    /// Counts `ev` for `principal` (of `kind`, in peer group `group`, 0 for
+    /// none) unless its bucket is already closed.
+    pub fn observe(
+        &mut self,
+        principal: PrincipalId,
+        kind: PrincipalKind,
+        group: u32,
+        ev: &Event,
+        watermark: EventTime,
+    ) {
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
             return;
         };
         let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind,
+            group,
             previous: None,
             last_closed: None,
             suppressed_until: i64::MIN,
@@ -261,7 +276,7 @@ impl CountDetector {
         start: i64,
         slot: usize,
         first_seen: EventTime,
-        peers_before: &[Peers; 4],
+        peers_before: &[Peers],
         names: &Interner,
         out: &mut Vec<Alert>,
     ) {
@@ -285,19 +300,34 @@ impl CountDetector {
                 }
                 state.baseline.update(t, 0.0, def.forgetting);
                 self.peers[kind_index(state.kind)].update(slot_of(t), 0.0, def.forgetting);
+                if let Some(&g) = self.group_slots.get(&(kind_index(state.kind), state.group)) {
+                    self.peers[g].update(slot_of(t), 0.0, def.forgetting);
+                }
             }
         }
         let own = state.baseline.predict(EventTime(start));
         let previous = state.previous.filter(|p| p.start == start - def.bucket_ms);
         state.previous = Some(Previous { start, count: bucket.count, prediction: own });
-        let peers = &peers_before[kind_index(state.kind)];
+        // Its group's peers when there are enough of them, else its kind's.
+        let kind_slot = kind_index(state.kind);
+        let group_slot = (state.group != 0).then(|| {
+            let next = self.peers.len();
+            *self.group_slots.entry((kind_slot, state.group)).or_insert(next)
+        });
+        if group_slot == Some(self.peers.len()) {
+            self.peers.push(Peers::default());
+        }
+        let in_group = group_slot.and_then(|g| peers_before.get(g)).filter(|p| p.principals > MIN_PEERS);
+        let peers = in_group.unwrap_or(&peers_before[kind_slot]);
         let peer_value = peers.mean(slot);
         state.baseline.update(EventTime(start), bucket.count as f64, def.forgetting);
-        if state.last_closed.is_none() {
-            self.peers[kind_index(state.kind)].principals += 1;
+        for s in std::iter::once(kind_slot).chain(group_slot) {
+            if state.last_closed.is_none() {
+                self.peers[s].principals += 1;
+            }
+            self.peers[s].update(slot, bucket.count as f64, def.forgetting);
         }
         state.last_closed = Some(start);
-        self.peers[kind_index(state.kind)].update(slot, bucket.count as f64, def.forgetting);
         self.stats.buckets_scored += 1;
 
         let end = start + def.bucket_ms;
@@ -307,7 +337,12 @@ impl CountDetector {
         // enough of them, and else not at all.
         let young = age_ms < def.min_history_ms;
         let basis = match peers.view(slot).filter(|_| young || own.samples < MIN_OWN_SAMPLES) {
-            Some(v) => Basis::Peers { principals: peers.principals, mean: v.mean, busiest: v.busiest },
+            Some(v) => Basis::Peers {
+                principals: peers.principals,
+                mean: v.mean,
+                busiest: v.busiest,
+                in_group: in_group.is_some(),
+            },
             None => Basis::Own,
         };
         // The tail probability is only worth computing when the count is
@@ -470,19 +505,26 @@ fn summary(def: &Definition, principal: &str, e: &Explained) -> String {
             versus("expected at that hour"),
             e.age_ms as f64 / (24.0 * MS_PER_HOUR as f64)
         ),
-        Basis::Peers { principals, mean, busiest } => format!(
+        Basis::Peers { principals, mean, busiest, in_group } => format!(
             "{kind} {principal}, first seen {}, had {what} between {when}: {}, and {} (95% range {low:.0}–{high:.0}) from its own history, which is short at that hour.",
             if e.age_ms < 72 * MS_PER_HOUR {
                 format!("{:.0} hours earlier", e.age_ms as f64 / MS_PER_HOUR as f64)
             } else {
                 format!("{:.0} days earlier", e.age_ms as f64 / (24 * MS_PER_HOUR) as f64)
             },
-            if busiest < 0.5 {
-                format!("an hour at which none of {principals} {kinds} had lately been active")
-            } else {
-                format!(
-                    "more than twice the busiest of {principals} {kinds} at that hour ({busiest:.0}; they average {mean:.1})"
-                )
+            {
+                let peers = if in_group {
+                    format!("{principals} {kinds} of its group")
+                } else {
+                    format!("{principals} {kinds}")
+                };
+                if busiest < 0.5 {
+                    format!("an hour at which none of {peers} had lately been active")
+                } else {
+                    format!(
+                        "more than twice the busiest of {peers} at that hour ({busiest:.0}; they average {mean:.1})"
+                    )
+                }
             },
             versus("expected")
         ),
@@ -528,7 +570,7 @@ mod tests {
                 for i in 0..k {
                     n += 1;
                     let ev = query("ana@x", start + (i as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                    d.observe(id, PrincipalKind::User, &ev, EventTime(ev.time.0 - 15 * 60_000));
+                    d.observe(id, PrincipalKind::User, 0, &ev, EventTime(ev.time.0 - 15 * 60_000));
                     d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &[EventTime(t0)], &mut out);
                 }
             }
@@ -582,9 +624,9 @@ mod tests {
         let id = names.intern("ana@x");
         let mut out = Vec::new();
         let t0 = 1_704_067_200_000;
-        d.observe(id, PrincipalKind::User, &query("ana@x", t0, "a"), EventTime(t0));
+        d.observe(id, PrincipalKind::User, 0, &query("ana@x", t0, "a"), EventTime(t0));
         d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
-        d.observe(id, PrincipalKind::User, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
+        d.observe(id, PrincipalKind::User, 0, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
         assert_eq!(d.stats.late, 1);
         assert_eq!(d.stats.buckets_scored, 1);
     }
@@ -614,7 +656,7 @@ mod tests {
                     for j in 0..k {
                         n += 1;
                         let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                        d.observe(*id, PrincipalKind::User, &ev, EventTime(start));
+                        d.observe(*id, PrincipalKind::User, 0, &ev, EventTime(start));
                     }
                 }
                 d.advance(EventTime(start), &names, &first_seen, &mut out);
