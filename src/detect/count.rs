@@ -666,6 +666,60 @@ mod tests {
         (out, d.stats)
     }
 
+    /// Two groups of seven: night-shift operators (group 1, 20 queries at
+    /// 02:00 every night) and office workers (group 2); a newcomer of
+    /// `group` runs 30 queries at 02:00 on its second day.
+    fn night_newcomer(group: u32) -> Vec<Alert> {
+        let mut d = CountDetector::new(built_in().unwrap().remove(0));
+        let mut names = Interner::default();
+        let t0 = 1_704_067_200_000;
+        let people: Vec<PrincipalId> = (0..15).map(|i| names.intern(&format!("p{i:02}@x"))).collect();
+        let mut first_seen = vec![EventTime(t0); 15];
+        first_seen[14] = EventTime(t0 + 14 * 24 * MS_PER_HOUR + 9 * MS_PER_HOUR);
+        let mut out = Vec::new();
+        let mut n = 0;
+        for day in 0..17 {
+            for hour in 0..24 {
+                let start = t0 + (day * 24 + hour) * MS_PER_HOUR;
+                for (i, id) in people.iter().enumerate() {
+                    let (g, k) = match i {
+                        0..7 => (1, if hour == 2 { 20 + (day + i as i64) as u64 % 3 } else { 0 }),
+                        7..14 => (2, office(day + i as i64, hour)),
+                        _ => (
+                            group,
+                            if day == 15 && hour == 2 {
+                                30
+                            } else if day >= 14 {
+                                office(day, hour)
+                            } else {
+                                0
+                            },
+                        ),
+                    };
+                    for j in 0..k {
+                        n += 1;
+                        let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
+                        d.observe(*id, PrincipalKind::User, g, &ev, EventTime(start));
+                    }
+                }
+                d.advance(EventTime(start), &names, &first_seen, &mut out);
+            }
+        }
+        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &first_seen, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_newcomer_is_judged_against_its_own_group() {
+        // An office worker at 02:00 is unusual for office workers, though
+        // not for the night shift, whose busiest does 20 and more.
+        let office_newcomer = night_newcomer(2);
+        assert_eq!(office_newcomer.len(), 1, "{office_newcomer:#?}");
+        assert!(office_newcomer[0].summary.contains("of its group"), "{}", office_newcomer[0].summary);
+        // A new night-shift operator doing what the night shift does is quiet.
+        assert!(night_newcomer(1).is_empty());
+    }
+
     #[test]
     fn a_newcomer_behaving_like_its_peers_is_quiet() {
         let (alerts, stats) = with_newcomer(|day, hour| office(day, hour) + 2);
