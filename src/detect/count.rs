@@ -11,6 +11,7 @@
 use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
+use super::round2;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::count::{Prediction, SLOTS, SeasonalCounts, slot_of};
 use crate::baseline::score_of;
@@ -442,10 +443,6 @@ impl CountDetector {
     pub fn bytes_per_principal() -> usize {
         std::mem::size_of::<Option<Box<PrincipalState>>>() + std::mem::size_of::<PrincipalState>()
     }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 fn what(def: &Definition, n: u64) -> String {

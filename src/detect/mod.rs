@@ -50,6 +50,11 @@ impl Watermark {
     }
 }
 
+/// A figure for an alert, to two decimals.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// A rule's finding: a fact, not a probability, so its alert has score 100,
 /// p-value 0 and nothing expected. One constructor for every rule, so the
 /// alerts of all rules read alike.

@@ -10,6 +10,7 @@
 
 use super::definition::{Definition, Key};
 use super::evidence::Evidence;
+use super::round2;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
 use crate::baseline::value::{HourlyValues, LogValues, ValuePrediction};
@@ -266,10 +267,6 @@ impl ValueDetector {
     pub fn keys(&self) -> usize {
         self.keys.len()
     }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 fn duration(seconds: f64) -> String {
