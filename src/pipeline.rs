@@ -329,11 +329,12 @@ impl Pipeline {
         }
         if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
             self.access.observe(ev);
+            let changes = self.access.last_changes();
             for r in &mut self.access_rules {
-                r.note_access(ev);
+                r.note_changes(ev.time, changes);
             }
             for j in &mut self.jits {
-                j.note_access(ev, &self.access);
+                j.note_changes(ev.time, changes, &self.access);
             }
         }
         // The actor is interned once; a signal counted under it (most are)

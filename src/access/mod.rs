@@ -179,20 +179,27 @@ impl AccessModel {
     }
 
     /// Takes the access changes `ev` makes; applied once the model is
-    /// advanced past its time.
+    /// advanced past its time. The changes stay readable in
+    /// [`AccessModel::last_changes`] for the detectors that also need them,
+    /// so an event is read once.
     pub fn observe(&mut self, ev: &Event) {
         let mut changes = std::mem::take(&mut self.scratch);
         changes_of(ev, &mut changes);
-        for c in changes.drain(..) {
+        for c in &changes {
             self.stats.changes += 1;
             if ev.time.0 < self.applied_to {
                 self.stats.late += 1;
-                self.apply(ev.time.0, c);
+                self.apply(ev.time.0, c.clone());
             } else {
-                *self.pending.entry((ev.time.0, c)).or_default() += 1;
+                *self.pending.entry((ev.time.0, c.clone())).or_default() += 1;
             }
         }
         self.scratch = changes;
+    }
+
+    /// The changes of the event last observed.
+    pub fn last_changes(&self) -> &[Change] {
+        &self.scratch
     }
 
     /// Applies every change before `t`, in time order.

@@ -10,7 +10,7 @@ use super::Fact;
 use super::buckets::{Bucket, Table, Wheel, existing, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
-use crate::access::{Change, changes_of};
+use crate::access::Change;
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
@@ -95,7 +95,6 @@ pub struct AccessRule {
     wheel: Wheel<Actions>,
     /// Offboarded: removals and restorations per principal, in time order.
     status: FxHashMap<String, Vec<(i64, bool)>>,
-    changes: Vec<Change>,
     pub stats: AccessRuleStats,
 }
 
@@ -125,7 +124,6 @@ impl AccessRule {
             principals: Vec::new(),
             wheel: Wheel::default(),
             status: FxHashMap::default(),
-            changes: Vec::new(),
             stats: AccessRuleStats::default(),
         }
     }
@@ -134,24 +132,23 @@ impl AccessRule {
         &self.def
     }
 
-    /// Notes removals and restorations (offboarded). Every access event is
-    /// offered; the history is kept in time order, so arrival order does
-    /// not matter.
-    pub fn note_access(&mut self, ev: &Event) {
+    /// Notes removals and restorations (offboarded) among the access
+    /// changes of an event at `time`. The history is kept in time order, so
+    /// arrival order does not matter.
+    pub fn note_changes(&mut self, time: EventTime, changes: &[Change]) {
         if self.rule != Rule::Offboarded {
             return;
         }
-        changes_of(ev, &mut self.changes);
-        for c in self.changes.drain(..) {
+        for c in changes {
             let (principal, removed) = match c {
                 Change::Remove { principal } => (principal, true),
                 Change::Restore { principal } => (principal, false),
                 _ => continue,
             };
-            let history = self.status.entry(principal).or_default();
-            let at = history.partition_point(|h| *h < (ev.time.0, removed));
-            if history.get(at) != Some(&(ev.time.0, removed)) {
-                history.insert(at, (ev.time.0, removed));
+            let history = self.status.entry(principal.clone()).or_default();
+            let at = history.partition_point(|h| *h < (time.0, removed));
+            if history.get(at) != Some(&(time.0, removed)) {
+                history.insert(at, (time.0, removed));
             }
         }
     }

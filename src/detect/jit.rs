@@ -15,7 +15,7 @@ use super::Fact;
 use super::buckets::{Bucket, Wheel, open_start};
 use super::definition::Definition;
 use super::evidence::Evidence;
-use crate::access::{AccessModel, Change, SnapshotFact, changes_of};
+use crate::access::{AccessModel, Change, SnapshotFact};
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind, set_principal};
 use crate::state::{Interner, PrincipalId};
@@ -74,7 +74,6 @@ pub struct Jit {
     deadlines: BTreeMap<(i64, TemporaryGrant), ()>,
     uses: FxHashMap<PrincipalId, (PrincipalKind, i64, Vec<Uses>)>,
     wheel: Wheel<Uses>,
-    changes: Vec<Change>,
     pub stats: JitStats,
 }
 
@@ -86,7 +85,6 @@ impl Jit {
             deadlines: BTreeMap::new(),
             uses: FxHashMap::default(),
             wheel: Wheel::default(),
-            changes: Vec::new(),
             stats: JitStats::default(),
         };
         for fact in snapshot {
@@ -122,10 +120,8 @@ impl Jit {
     /// Grants the audit log shows on policy securables become temporary:
     /// those under `jit_securables` (for `max_grant_hours`), and those on a
     /// securable, or below one, that a snapshot tagged `jit_max_hours=N`.
-    pub fn note_access(&mut self, ev: &Event, access: &AccessModel) {
-        changes_of(ev, &mut self.changes);
-        let changes = std::mem::take(&mut self.changes);
-        for c in &changes {
+    pub fn note_changes(&mut self, time: EventTime, changes: &[Change], access: &AccessModel) {
+        for c in changes {
             let Change::Grant { securable, grantee, privilege } = c else { continue };
             let by_policy = (self.def.max_grant_ms > 0 && self.def.jit_securables.iter().any(|p| under(securable, p)))
                 .then_some((self.def.max_grant_ms, "policy"));
@@ -134,14 +130,13 @@ impl Jit {
             };
             let hours = max_ms / crate::time::MS_PER_HOUR;
             self.add(TemporaryGrant {
-                expires: ev.time.0 + max_ms,
+                expires: time.0 + max_ms,
                 grantee: grantee.clone(),
                 securable: securable.clone(),
                 privilege: privilege.clone(),
                 origin: format!("{why}: at most {hours} h"),
             });
         }
-        self.changes = changes;
     }
 
     /// Counts a successful action on a securable under a temporary grant
@@ -297,7 +292,9 @@ mod tests {
         let def =
             BUILT_IN.iter().find(|(f, _)| f.ends_with("jit_overrun.toml")).map(|(f, t)| parse(f, t).unwrap()).unwrap();
         let mut jit = Jit::new(def, &[]);
-        jit.note_access(&grant_event(1_704_103_200_000, "add"), &access);
+        let grant = grant_event(1_704_103_200_000, "add");
+        access.observe(&grant);
+        jit.note_changes(grant.time, access.last_changes(), &access);
         let due = jit.take_due(EventTime(i64::MAX));
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1.expires, 1_704_103_200_000 + 4 * 3_600_000);
@@ -333,7 +330,7 @@ mod tests {
             }
             for e in &events {
                 access.observe(e);
-                jit.note_access(e, &access);
+                jit.note_changes(e.time, access.last_changes(), &access);
             }
             let mut out = Vec::new();
             for (deadline, g) in jit.take_due(EventTime(t0 + 10 * 3_600_000)) {

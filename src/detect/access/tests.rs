@@ -29,7 +29,9 @@ fn run(rule: Rule, name: &str, events: &[Event]) -> Vec<Alert> {
     for e in events {
         max = max.max(e.time.0);
         let w = EventTime(max - 15 * 60_000);
-        d.note_access(e);
+        let mut changes = Vec::new();
+        crate::access::changes_of(e, &mut changes);
+        d.note_changes(e.time, &changes);
         let id = names.intern(&e.principal);
         d.observe(id, e, w);
         d.advance(w, &names, &mut out);
