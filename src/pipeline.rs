@@ -487,34 +487,24 @@ impl Pipeline {
             let (time, item) = std::mem::replace(&mut items[at], (0, Item::Alert(usize::MAX)));
             at += 1;
             self.access.advance_to(EventTime(time));
-            match item {
-                Item::Flow(d, flow) => {
-                    if let Some(alert) = self.share_down[d].judge(&flow, &self.access) {
-                        // Enriched as of its window's end, in its turn.
-                        out.push(alert);
-                        let end = flow.time + 1;
-                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
-                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
+            let judged = match item {
+                Item::Flow(d, flow) => self.share_down[d].judge(&flow, &self.access),
+                Item::Deadline(j, grant) => self.jits[j].judge(time, &grant, &self.access),
+                Item::Registry(g, e) => self.registry_guards[g].judge(&e, &self.access),
+                Item::Alert(i) => {
+                    if i != usize::MAX {
+                        self.enrich_one(&mut out[i]);
                     }
+                    None
                 }
-                Item::Deadline(j, grant) => {
-                    if let Some(alert) = self.jits[j].judge(time, &grant, &self.access) {
-                        out.push(alert);
-                        let end = time + 1;
-                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
-                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
-                    }
-                }
-                Item::Registry(g, e) => {
-                    if let Some(alert) = self.registry_guards[g].judge(&e, &self.access) {
-                        out.push(alert);
-                        let end = time + 1;
-                        let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
-                        items.insert(pos, (end, Item::Alert(out.len() - 1)));
-                    }
-                }
-                Item::Alert(i) if i != usize::MAX => self.enrich_one(&mut out[i]),
-                Item::Alert(_) => {}
+            };
+            if let Some(alert) = judged {
+                // A rule's alert ends a millisecond after its fact; it is
+                // enriched as of then, in its turn.
+                out.push(alert);
+                let end = time + 1;
+                let pos = at + items[at..].partition_point(|(t, _)| *t <= end);
+                items.insert(pos, (end, Item::Alert(out.len() - 1)));
             }
         }
     }

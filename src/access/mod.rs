@@ -40,6 +40,22 @@ pub enum Change {
     Restore { principal: String },
 }
 
+/// Whether `securable` is `parent` or lies below it (`main.hr` covers
+/// `main.hr.people`, not `main.hrx`).
+pub fn under(securable: &str, parent: &str) -> bool {
+    securable == parent || (securable.starts_with(parent) && securable.as_bytes().get(parent.len()) == Some(&b'.'))
+}
+
+/// The entries of `map` for `securable` and what lies below it, in key
+/// order, without allocating. Keys sharing the text prefix are contiguous;
+/// among them, `main.hr.people-old` is not below `main.hr.people`.
+fn below<'a, V>(map: &'a BTreeMap<String, V>, securable: &'a str) -> impl Iterator<Item = (&'a String, &'a V)> {
+    use std::ops::Bound;
+    map.range::<str, _>((Bound::Included(securable), Bound::Unbounded))
+        .take_while(move |(s, _)| s.starts_with(securable))
+        .filter(move |(s, _)| under(s, securable))
+}
+
 /// Whether a tag marks personal data: one containing `pii` or `personal`
 /// (`pii_email`, `personal_data`), or `phi`, `gdpr`, `sensitive`.
 pub fn is_personal(tag: &str) -> bool {
@@ -494,23 +510,20 @@ impl AccessModel {
 
     /// The tags on `securable` and on its columns (`securable.column`).
     pub fn tags_of(&self, securable: &str) -> Vec<String> {
-        let prefix = format!("{securable}.");
-        let mut tags: BTreeSet<String> = BTreeSet::new();
-        for (s, t) in self.tags.range(securable.to_owned()..) {
-            if s != securable && !s.starts_with(&prefix) {
-                break;
-            }
-            tags.extend(t.iter().cloned());
-        }
-        tags.into_iter().collect()
+        let tags: BTreeSet<&String> = below(&self.tags, securable).flat_map(|(_, t)| t).collect();
+        tags.into_iter().cloned().collect()
+    }
+
+    /// Whether `securable` or one of its columns is tagged as personal
+    /// data. Asked of every table read: it allocates nothing.
+    pub fn holds_personal_data(&self, securable: &str) -> bool {
+        below(&self.tags, securable).any(|(_, t)| t.iter().any(|t| is_personal(t)))
     }
 
     /// The masked columns of `table`, with who sees them unmasked.
     pub fn masks_of(&self, table: &str) -> Vec<(String, Vec<String>)> {
-        let prefix = format!("{table}.");
-        self.masks
-            .range(prefix.clone()..)
-            .take_while(|(s, _)| s.starts_with(&prefix))
+        below(&self.masks, table)
+            .filter(|(s, _)| *s != table)
             .map(|(s, who)| (s.clone(), who.iter().cloned().collect()))
             .collect()
     }

@@ -168,6 +168,8 @@ fn a_snapshot_seeds_the_model_before_the_first_event() {
     assert_eq!(m.privileges_of("ana@x", 5), ["SELECT on main.hr.salaries (through hr)"]);
     assert_eq!(m.tags_of("main.hr.salaries"), ["confidential", "pii"]);
     assert!(m.tags_of("main.hr.salaries2").is_empty());
+    assert!(m.holds_personal_data("main.hr.salaries") && m.holds_personal_data("main.hr"), "a column below counts");
+    assert!(!m.holds_personal_data("main.hr.salaries2") && !m.holds_personal_data("main.finance"));
     assert_eq!(
         m.masks_of("main.hr.salaries"),
         [("main.hr.salaries.ssn".to_owned(), vec!["hr-admins".to_owned(), "root@x".to_owned()])]

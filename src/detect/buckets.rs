@@ -88,6 +88,20 @@ impl<B: Bucket> Wheel<B> {
     }
 }
 
+/// Removes and returns, in key order, the entries of `map` due at
+/// `watermark`: those whose time (`time_of` the key, the key's first part
+/// for the detectors that wait for the watermark) is at or before it.
+pub fn take_due<K: Ord, V>(map: &mut BTreeMap<K, V>, watermark: EventTime, time_of: impl Fn(&K) -> i64) -> Vec<(K, V)> {
+    let mut due = Vec::new();
+    while let Some(e) = map.first_entry() {
+        if time_of(e.key()) > watermark.0 {
+            break;
+        }
+        due.push(e.remove_entry());
+    }
+    due
+}
+
 /// The start of the bucket an event at `time` falls in, or `None` when the
 /// watermark has closed it (the event is late).
 pub fn open_start(time: EventTime, bucket_ms: i64, watermark: EventTime) -> Option<i64> {

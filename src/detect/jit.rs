@@ -12,10 +12,10 @@
 //! per principal and hour like the other rules.
 
 use super::Fact;
-use super::buckets::{Bucket, Wheel, open_start};
+use super::buckets::{Bucket, Wheel, open_start, take_due};
 use super::definition::Definition;
 use super::evidence::Evidence;
-use crate::access::{AccessModel, Change, SnapshotFact};
+use crate::access::{AccessModel, Change, SnapshotFact, under};
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind, set_principal};
 use crate::state::{Interner, PrincipalId};
@@ -166,14 +166,7 @@ impl Jit {
 
     /// The expiry checks due at `watermark`, in time order.
     pub fn take_due(&mut self, watermark: EventTime) -> Vec<(i64, TemporaryGrant)> {
-        let mut due = Vec::new();
-        while let Some(e) = self.deadlines.first_entry() {
-            if e.key().0 > watermark.0 {
-                break;
-            }
-            due.push(e.remove_entry().0);
-        }
-        due
+        take_due(&mut self.deadlines, watermark, |k| k.0).into_iter().map(|(k, ())| k).collect()
     }
 
     /// Judges one expiry check against the model as of its time.
@@ -268,11 +261,6 @@ fn tagged_max(securable: &str, access: &AccessModel) -> Option<i64> {
             None => return best,
         }
     }
-}
-
-/// Whether `securable` is `parent` or lies below it (`main.hr` covers `main.hr.people`).
-fn under(securable: &str, parent: &str) -> bool {
-    securable == parent || (securable.starts_with(parent) && securable.as_bytes().get(parent.len()) == Some(&b'.'))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! names are documented as unconfirmed.
 
 use super::Fact;
+use super::buckets::take_due;
 use super::definition::Definition;
 use crate::access::AccessModel;
 use crate::alert::Alert;
@@ -135,14 +136,7 @@ impl RegistryGuard {
 
     /// The events at or before `watermark`, in time order.
     pub fn take_due(&mut self, watermark: EventTime) -> Vec<RegistryEvent> {
-        let mut due = Vec::new();
-        while let Some(e) = self.pending.first_entry() {
-            if e.key().0 > watermark.0 {
-                break;
-            }
-            due.push(e.remove());
-        }
-        due
+        take_due(&mut self.pending, watermark, |k| k.0).into_iter().map(|(_, e)| e).collect()
     }
 
     /// Judges one event against what came before it and the access model.

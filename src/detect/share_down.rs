@@ -16,6 +16,7 @@
 //! (sharing up) exposes nothing and raises nothing.
 
 use super::Fact;
+use super::buckets::take_due;
 use super::definition::Definition;
 use crate::access::{AccessModel, is_personal};
 use crate::alert::Alert;
@@ -130,7 +131,7 @@ impl ShareDown {
             inferred: true,
         };
         let mut found = Vec::new();
-        if read && access.tags_of(&ev.securable).iter().any(|t| is_personal(t)) {
+        if read && access.holds_personal_data(&ev.securable) {
             for (t, target, id) in self.writes.get(&ev.principal).into_iter().flatten() {
                 if *t >= ev.time.0 && *t - ev.time.0 <= READ_WRITE_WINDOW_MS && *target != ev.securable {
                     found.push(flow(&ev.securable, target, *t, id));
@@ -158,14 +159,7 @@ impl ShareDown {
 
     /// The flows at or before `watermark`, in time order.
     pub fn take_due(&mut self, watermark: EventTime) -> Vec<Flow> {
-        let mut due = Vec::new();
-        while let Some(e) = self.pending.first_entry() {
-            if e.key().0 > watermark.0 {
-                break;
-            }
-            due.push(e.remove());
-        }
-        due
+        take_due(&mut self.pending, watermark, |k| k.0).into_iter().map(|(_, f)| f).collect()
     }
 
     /// Judges one flow against the model as of its time.
