@@ -354,8 +354,8 @@ impl Pipeline {
                 Some(id) if std::ptr::eq(key, ev.principal.as_str()) => (id, ev.principal_kind),
                 _ => (intern_seen(&mut self.names, &mut self.first_seen, key, ev.time), PrincipalKind::classify(key)),
             };
-            let group = self.peer_groups.get(key).copied().unwrap_or(0);
-            d.observe(id, kind, group, ev, watermark);
+            let groups = &self.peer_groups;
+            d.observe(id, kind, || groups.get(key).copied().unwrap_or(0), ev, watermark);
         }
         if let Some(id) = actor
             && ev.signals.contains(Signal::Source)

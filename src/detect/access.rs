@@ -17,8 +17,8 @@ use crate::state::{Interner, PrincipalId};
 use crate::time::{EventTime, MS_PER_HOUR};
 use rustc_hash::FxHashMap;
 
-/// The hour of a principal's actions.
-#[derive(Debug)]
+/// The hour of a principal's actions (fields set by `Bucket::reset` when opened).
+#[derive(Debug, Default)]
 struct Actions {
     start: i64,
     count: u64,
@@ -29,19 +29,6 @@ struct Actions {
     /// Interactive sign-ins and token-driven automation (role drift).
     interactive: Evidence,
     automation: Evidence,
-}
-
-impl Default for Actions {
-    fn default() -> Self {
-        Actions {
-            start: 0,
-            count: 0,
-            workspace: u64::MAX,
-            latest: Evidence::default(),
-            interactive: Evidence::default(),
-            automation: Evidence::default(),
-        }
-    }
 }
 
 impl Bucket for Actions {

@@ -24,8 +24,8 @@ use crate::time::{EventTime, MS_PER_HOUR};
 /// anyway, so the rest is skipped.
 pub const MAX_ZERO_FILL: i64 = 24 * 28;
 
-/// A bucket not yet closed.
-#[derive(Debug)]
+/// A bucket not yet closed (fields set by `Bucket::reset` when opened).
+#[derive(Debug, Default)]
 struct OpenBucket {
     start: i64,
     count: u64,
@@ -34,12 +34,6 @@ struct OpenBucket {
     /// arrival order).
     workspace: u64,
     evidence: Evidence,
-}
-
-impl Default for OpenBucket {
-    fn default() -> Self {
-        OpenBucket { start: 0, count: 0, workspace: u64::MAX, evidence: Evidence::default() }
-    }
 }
 
 impl Bucket for OpenBucket {
@@ -215,13 +209,14 @@ impl CountDetector {
         &self.def
     }
 
-    /// Counts `ev` for `principal` (of `kind`, in peer group `group`, 0 for
-    /// none) unless its bucket is already closed.
+    /// Counts `ev` for `principal` (of `kind`) unless its bucket is already
+    /// closed. `group` gives its peer group (0 for none); it is asked once,
+    /// when the principal is first seen.
     pub fn observe(
         &mut self,
         principal: PrincipalId,
         kind: PrincipalKind,
-        group: u32,
+        group: impl FnOnce() -> u32,
         ev: &Event,
         watermark: EventTime,
     ) {
@@ -231,7 +226,7 @@ impl CountDetector {
         };
         let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind,
-            group,
+            group: group(),
             previous: None,
             last_closed: None,
             suppressed_until: i64::MIN,
@@ -567,7 +562,7 @@ mod tests {
                 for i in 0..k {
                     n += 1;
                     let ev = query("ana@x", start + (i as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                    d.observe(id, PrincipalKind::User, 0, &ev, EventTime(ev.time.0 - 15 * 60_000));
+                    d.observe(id, PrincipalKind::User, || 0, &ev, EventTime(ev.time.0 - 15 * 60_000));
                     d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &[EventTime(t0)], &mut out);
                 }
             }
@@ -621,9 +616,9 @@ mod tests {
         let id = names.intern("ana@x");
         let mut out = Vec::new();
         let t0 = 1_704_067_200_000;
-        d.observe(id, PrincipalKind::User, 0, &query("ana@x", t0, "a"), EventTime(t0));
+        d.observe(id, PrincipalKind::User, || 0, &query("ana@x", t0, "a"), EventTime(t0));
         d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
-        d.observe(id, PrincipalKind::User, 0, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
+        d.observe(id, PrincipalKind::User, || 0, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
         assert_eq!(d.stats.late, 1);
         assert_eq!(d.stats.buckets_scored, 1);
     }
@@ -653,7 +648,7 @@ mod tests {
                     for j in 0..k {
                         n += 1;
                         let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                        d.observe(*id, PrincipalKind::User, 0, &ev, EventTime(start));
+                        d.observe(*id, PrincipalKind::User, || 0, &ev, EventTime(start));
                     }
                 }
                 d.advance(EventTime(start), &names, &first_seen, &mut out);
@@ -696,7 +691,7 @@ mod tests {
                     for j in 0..k {
                         n += 1;
                         let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                        d.observe(*id, PrincipalKind::User, g, &ev, EventTime(start));
+                        d.observe(*id, PrincipalKind::User, || g, &ev, EventTime(start));
                     }
                 }
                 d.advance(EventTime(start), &names, &first_seen, &mut out);

@@ -119,7 +119,8 @@ impl Values {
     }
 }
 
-#[derive(Debug)]
+/// A principal's open hour (fields set by `Bucket::reset` when opened).
+#[derive(Debug, Default)]
 struct OpenBucket {
     start: i64,
     /// The smallest workspace id seen in the bucket.
@@ -127,12 +128,6 @@ struct OpenBucket {
     events: u64,
     networks: Values,
     clients: Values,
-}
-
-impl Default for OpenBucket {
-    fn default() -> Self {
-        OpenBucket { start: 0, workspace: u64::MAX, events: 0, networks: Values::default(), clients: Values::default() }
-    }
 }
 
 impl Bucket for OpenBucket {

@@ -189,7 +189,8 @@ fn is_empty(v: &str) -> bool {
     matches!(v.trim(), "" | "[]" | "{}")
 }
 
-#[derive(Debug)]
+/// A principal's matches in one window (fields set by `Bucket::reset` when opened).
+#[derive(Debug, Default)]
 struct Matches {
     start: i64,
     count: u64,
@@ -198,19 +199,6 @@ struct Matches {
     evidence: Evidence,
     /// What the earliest match said: `service.action k=v ...`.
     first: (i64, String),
-}
-
-impl Default for Matches {
-    fn default() -> Self {
-        Matches {
-            start: 0,
-            count: 0,
-            workspace: u64::MAX,
-            workspaces: Vec::new(),
-            evidence: Evidence::default(),
-            first: (i64::MAX, String::new()),
-        }
-    }
 }
 
 impl Bucket for Matches {
