@@ -29,15 +29,47 @@ pub enum AdminRole {
 /// One change to access, as read from one event.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {
-    JoinGroup { principal: String, group: String },
-    LeaveGroup { principal: String, group: String },
-    GrantAdmin { principal: String, role: AdminRole },
-    RevokeAdmin { principal: String, role: AdminRole },
-    Grant { securable: String, grantee: String, privilege: String },
-    Revoke { securable: String, grantee: String, privilege: String },
-    Owner { securable: String, owner: String },
-    Remove { principal: String },
-    Restore { principal: String },
+    JoinGroup {
+        principal: String,
+        group: String,
+    },
+    LeaveGroup {
+        principal: String,
+        group: String,
+    },
+    GrantAdmin {
+        principal: String,
+        role: AdminRole,
+    },
+    RevokeAdmin {
+        principal: String,
+        role: AdminRole,
+    },
+    Grant {
+        securable: String,
+        grantee: String,
+        privilege: String,
+    },
+    Revoke {
+        securable: String,
+        grantee: String,
+        privilege: String,
+    },
+    Owner {
+        securable: String,
+        owner: String,
+    },
+    Remove {
+        principal: String,
+    },
+    Restore {
+        principal: String,
+    },
+    /// A personal access token revoked, named by the identifier the revoke
+    /// carries (`tokenId`, or `tokenHash` in other exports).
+    RevokeToken {
+        token: String,
+    },
 }
 
 /// Whether `securable` is `parent` or lies below it (`main.hr` covers
@@ -117,6 +149,11 @@ pub fn changes_of(ev: &Event, out: &mut Vec<Change>) {
         {
             out.push(Change::Remove { principal: target() });
         }
+        "revokeDbToken" => {
+            if let Some(token) = token_of(ev) {
+                out.push(Change::RevokeToken { token: token.to_owned() });
+            }
+        }
         "create" | "createUser" | "createServicePrincipal" | "activateUser" | "activate"
             if !ev.target.is_empty() && !ev.endpoint.contains("group") =>
         {
@@ -124,6 +161,15 @@ pub fn changes_of(ev: &Event, out: &mut Vec<Change>) {
         }
         _ => {}
     }
+}
+
+/// The token an event names: `tokenId` (token logins, revokes) or
+/// `tokenHash` (revokes and creations in other exports). Which of the two a
+/// workspace writes differs between sources, and nothing public says the two
+/// are the same value; use after revoke is matched on equal values only, so
+/// a mismatch silences the rule instead of raising false alerts.
+pub fn token_of(ev: &Event) -> Option<&str> {
+    ["tokenId", "tokenHash"].into_iter().filter_map(|k| ev.param(k)).find(|v| !v.is_empty())
 }
 
 fn normalize_group(name: &str) -> String {
@@ -265,6 +311,9 @@ impl AccessModel {
             Change::Restore { principal } => {
                 self.removed.remove(&principal);
             }
+            // Who may read what does not change; the offboarded rule keeps
+            // revoked tokens itself.
+            Change::RevokeToken { .. } => {}
         }
     }
 

@@ -29,6 +29,9 @@ struct Actions {
     /// Interactive sign-ins and token-driven automation (role drift).
     interactive: Evidence,
     automation: Evidence,
+    /// Offboarded: the tokens this hour's actions named, each with its
+    /// latest use (time, event id); at most `evidence_limit` tokens.
+    tokens: Vec<(Box<str>, i64, Box<str>)>,
 }
 
 impl Bucket for Actions {
@@ -43,6 +46,7 @@ impl Bucket for Actions {
         self.latest.clear();
         self.interactive.clear();
         self.automation.clear();
+        self.tokens.clear();
     }
 }
 
@@ -82,6 +86,8 @@ pub struct AccessRule {
     wheel: Wheel<Actions>,
     /// Offboarded: removals and restorations per principal, in time order.
     status: FxHashMap<String, Vec<(i64, bool)>>,
+    /// Offboarded: revoked tokens and the earliest time each was revoked.
+    revoked_tokens: FxHashMap<String, i64>,
     pub stats: AccessRuleStats,
 }
 
@@ -111,6 +117,7 @@ impl AccessRule {
             principals: Vec::new(),
             wheel: Wheel::default(),
             status: FxHashMap::default(),
+            revoked_tokens: FxHashMap::default(),
             stats: AccessRuleStats::default(),
         }
     }
@@ -130,6 +137,11 @@ impl AccessRule {
             let (principal, removed) = match c {
                 Change::Remove { principal } => (principal, true),
                 Change::Restore { principal } => (principal, false),
+                Change::RevokeToken { token } => {
+                    let at = self.revoked_tokens.entry(token.clone()).or_insert(time.0);
+                    *at = (*at).min(time.0);
+                    continue;
+                }
                 _ => continue,
             };
             let history = self.status.entry(principal.clone()).or_default();
@@ -156,7 +168,12 @@ impl AccessRule {
         bucket.count += 1;
         bucket.workspace = bucket.workspace.min(ev.workspace);
         match self.rule {
-            Rule::Offboarded => bucket.latest.offer(-ev.time.0, &ev.id, limit),
+            Rule::Offboarded => {
+                bucket.latest.offer(-ev.time.0, &ev.id, limit);
+                if let Some(token) = crate::access::token_of(ev).filter(|_| ev.action != "revokeDbToken") {
+                    note_token(&mut bucket.tokens, token, ev.time.0, &ev.id, limit);
+                }
+            }
             Rule::RoleDrift => {
                 if is_interactive_login(ev) {
                     bucket.interactive.offer(ev.time.0, &ev.id, limit);
@@ -177,7 +194,8 @@ impl AccessRule {
                 self.stats.buckets_scored += 1;
                 let principal = names.name(id);
                 let found = match self.rule {
-                    Rule::Offboarded => offboarded(&self.status, principal, &bucket),
+                    Rule::Offboarded => offboarded(&self.status, principal, &bucket)
+                        .or_else(|| revoked_token_used(&self.revoked_tokens, principal, &bucket)),
                     Rule::RoleDrift => role_drift(&self.def, state, principal, &bucket),
                 };
                 if let Some(Found { summary, evidence, observed, total }) = found {
@@ -246,6 +264,45 @@ fn offboarded(status: &FxHashMap<String, Vec<(i64, bool)>>, principal: &str, buc
     );
     let n = after.len() as u64;
     Some(Found { summary, evidence: after.iter().map(|(_, id)| (*id).to_owned()).collect(), observed: n, total: n })
+}
+
+/// Keeps the latest use of each token (by time, then event id, so arrival
+/// order does not matter), for at most `limit` tokens: whether a token was
+/// used after its revocation is whether its latest use was.
+fn note_token(tokens: &mut Vec<(Box<str>, i64, Box<str>)>, token: &str, time: i64, id: &str, limit: usize) {
+    if let Some(seen) = tokens.iter_mut().find(|(t, ..)| &**t == token) {
+        if (time, id) > (seen.1, &*seen.2) {
+            seen.1 = time;
+            seen.2 = id.into();
+        }
+    } else if tokens.len() < limit.max(1) {
+        tokens.push((token.into(), time, id.into()));
+    }
+}
+
+/// A token used after it was revoked. Databricks refuses a revoked token, so
+/// such a use is someone still holding it: a leaked token being tried, or a
+/// script nobody told.
+fn revoked_token_used(revoked: &FxHashMap<String, i64>, principal: &str, bucket: &Actions) -> Option<Found> {
+    let mut used: Vec<(i64, &str, &str, i64)> = bucket
+        .tokens
+        .iter()
+        .filter_map(|(token, t, id)| revoked.get(&**token).filter(|at| **at <= *t).map(|at| (*t, &**id, &**token, *at)))
+        .collect();
+    used.sort_unstable();
+    let &(first, _, token, revoked_at) = used.first()?;
+    let summary = format!(
+        "Token {token} of {principal} was still used at {}, after it was revoked at {}{}. Databricks refuses a revoked token: someone still holds it (a leaked copy being tried, or a script nobody updated). Find where it is stored and who sent the request.",
+        EventTime(first),
+        EventTime(revoked_at),
+        if used.len() > 1 {
+            format!(", and {} other revoked tokens were used in the same hour", used.len() - 1)
+        } else {
+            String::new()
+        }
+    );
+    let n = used.len() as u64;
+    Some(Found { summary, evidence: used.iter().map(|u| u.1.to_owned()).collect(), observed: n, total: n })
 }
 
 fn role_drift(def: &Definition, state: &mut PrincipalState, principal: &str, bucket: &Actions) -> Option<Found> {

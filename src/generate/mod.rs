@@ -187,6 +187,15 @@ enum Act {
     RemoveUser {
         user: usize,
     },
+    /// A user revokes one of their personal access tokens.
+    RevokeToken {
+        token: u64,
+    },
+    /// A request authenticated with a personal access token.
+    TokenLogin {
+        token: u64,
+        failed: bool,
+    },
     ClusterStart {
         cluster: u32,
     },
@@ -1035,6 +1044,50 @@ fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: 
             );
             w.label(who, "offboarded_principal", start, start + MS_PER_HOUR, d);
         }
+    }
+    // A revoked token still being tried: a person rotates a token that a
+    // script (or someone) still holds; hours later it knocks again, and
+    // Databricks refuses it. The hard negative next to it: a rotation done
+    // right, the old token revoked and only the new one seen afterwards.
+    let labelled: Vec<usize> = w.busy.iter().map(|b| b.0).collect();
+    let rotators: Vec<usize> = (0..w.people.len())
+        .filter(|&i| w.people[i].human && !w.people[i].roams && !labelled.contains(&i))
+        .take(2)
+        .collect();
+    if let [holder, careful] = rotators[..] {
+        let day = w.incident_day().min(w.cfg.days as i64 - 2);
+        let revoked = w.day_start(day) + (10 - w.people[holder].tz).rem_euclid(24) * MS_PER_HOUR;
+        let start = revoked + w.rng.random_range(6..20) * MS_PER_HOUR;
+        if day >= 0 && w.free(holder, revoked, start + MS_PER_HOUR) {
+            let old = 0x5eed_0000 + holder as u64;
+            let agent = "python-requests/2.31.0";
+            let ip = w.people[holder].ips[0].clone();
+            for h in 0..3 {
+                let t = revoked - (h + 1) * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
+                push_from(w, recs, holder, t, Act::TokenLogin { token: old, failed: false }, ip.clone(), agent);
+            }
+            push(w, recs, holder, revoked, Act::RevokeToken { token: old });
+            let n = w.rng.random_range(2..6);
+            for _ in 0..n {
+                let t = start + w.rng.random_range(0..MS_PER_HOUR);
+                push_from(w, recs, holder, t, Act::TokenLogin { token: old, failed: true }, ip.clone(), agent);
+            }
+            let d = format!(
+                "{} revoked a token at {}, and it was tried {n} times from their own network later",
+                w.people[holder].name,
+                EventTime(revoked)
+            );
+            w.label(holder, "offboarded_principal", start, start + MS_PER_HOUR, d);
+        }
+        let rotated = w.day_start(day) + (11 - w.people[careful].tz).rem_euclid(24) * MS_PER_HOUR;
+        let (old, new) = (0x01d0_0000 + careful as u64, 0x0e30_0000 + careful as u64);
+        let ip = w.people[careful].ips[0].clone();
+        for h in -3..6 {
+            let t = rotated + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
+            let token = if t < rotated { old } else { new };
+            push_from(w, recs, careful, t, Act::TokenLogin { token, failed: false }, ip.clone(), "curl/8.4.0");
+        }
+        push(w, recs, careful, rotated, Act::RevokeToken { token: old });
     }
     // Role drift: a service principal's secret used to sign in from a browser.
     if let Some(sp) = w.pick(false, |_| true) {

@@ -118,6 +118,17 @@ fn parts(w: &World, r: &Rec) -> Parts {
             true,
             true,
         ),
+        Act::RevokeToken { token } => {
+            ("accounts", "revokeDbToken", format!(r#""tokenId":"{token:x}""#), 200, true, false)
+        }
+        Act::TokenLogin { token, failed } => (
+            "accounts",
+            "tokenLogin",
+            format!(r#""tokenId":"{token:x}","user":"{}","authenticationMethod":"API_INT_PAT_TOKEN""#, who.name),
+            if *failed { 401 } else { 200 },
+            !*failed,
+            false,
+        ),
         Act::Token { lifetime_days } => (
             "accounts",
             "generateDbToken",

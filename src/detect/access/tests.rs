@@ -105,3 +105,36 @@ fn a_person_automating_around_the_clock_drifts_and_office_hours_do_not() {
     assert!(alerts[0].summary.contains("in 20 of the 24 hours"), "{}", alerts[0].summary);
     assert!(run(Rule::RoleDrift, "role_drift", &script(0..10)).is_empty(), "a working day of scripts is fine");
 }
+
+#[test]
+fn a_revoked_token_used_again_alerts_whatever_the_order() {
+    let revoke = ev(T + 30 * 60_000, "dev@x", "revokeDbToken", r#""tokenId":"tok-1""#, CHROME);
+    let before = ev(T + 10 * 60_000, "dev@x", "tokenLogin", r#""tokenId":"tok-1","user":"dev@x""#, "curl/8.4");
+    let after = ev(T + 50 * 60_000, "dev@x", "tokenLogin", r#""tokenId":"tok-1","user":"dev@x""#, "curl/8.4");
+    let other = ev(T + 55 * 60_000, "dev@x", "tokenLogin", r#""tokenId":"tok-2","user":"dev@x""#, "curl/8.4");
+    let later = ev(T + 3 * 3_600_000, "someone@x", "getTable", r#""full_name_arg":"main.x""#, CHROME);
+    for order in [[&before, &revoke, &after, &other, &later], [&after, &other, &before, &revoke, &later]] {
+        let events: Vec<Event> = order.iter().map(|e| (*e).clone()).collect();
+        let alerts = run(Rule::Offboarded, "offboarded_principal", &events);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!((a.principal.as_str(), a.evidence.as_slice()), ("dev@x", [after.id.clone()].as_slice()));
+        assert!(
+            a.summary.contains("Token tok-1 of dev@x was still used at 2024-01-01T08:50:00.000Z, after it was revoked at 2024-01-01T08:30:00.000Z"),
+            "{}",
+            a.summary
+        );
+    }
+}
+
+#[test]
+fn a_token_rotated_on_time_does_not_alert() {
+    // The old token is revoked; the new one goes on working; the old one is
+    // not seen again.
+    let old = ev(T + 10 * 60_000, "dev@x", "tokenLogin", r#""tokenId":"tok-old""#, "curl/8.4");
+    let revoke = ev(T + 30 * 60_000, "dev@x", "revokeDbToken", r#""tokenHash":"tok-old""#, CHROME);
+    let new = ev(T + 40 * 60_000, "dev@x", "tokenLogin", r#""tokenId":"tok-new""#, "curl/8.4");
+    let later = ev(T + 3 * 3_600_000, "someone@x", "getTable", r#""full_name_arg":"main.x""#, CHROME);
+    let alerts = run(Rule::Offboarded, "offboarded_principal", &[old, revoke, new, later]);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
