@@ -5,11 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Third-party Parquet reader/writer for the Parquet interoperability tests.
-if ! python3 -c "import pyarrow, duckdb" 2>/dev/null; then
-    echo "installing pyarrow and duckdb from PyPI (test-only dependencies)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+# confluent-kafka is the third-party Kafka client the live-mode tests produce with.
+if ! python3 -c "import pyarrow, duckdb, confluent_kafka" 2>/dev/null; then
+    echo "installing pyarrow, duckdb and confluent-kafka from PyPI (test-only dependencies)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb confluent-kafka
 fi
 export AUDITWATCH_REQUIRE_PYARROW=1
+
+# A real Kafka-protocol broker for tests/live_kafka.rs (installs tansu on
+# first use, about 10 minutes on 2 cores). The tests start it too; starting
+# it here shows an install failure at once. Stopped when the tests end.
+stop_brokers() {
+    for port in 19092 19093; do
+        KAFKA_PORT=$port KAFKA_DATA_DIR="target/kafka-test-$port" deploy/kafka.sh stop 2>/dev/null || true
+    done
+}
+trap stop_brokers EXIT
+KAFKA_PORT=19092 KAFKA_DATA_DIR=target/kafka-test-19092 deploy/kafka.sh start >/dev/null
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -123,7 +123,7 @@ pub fn is_uuid(s: &str) -> bool {
 
 /// A signal: one measurable aspect of a principal's behaviour. Closed set;
 /// detectors name signals by [`Signal::name`] in `models/*.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Signal {
     /// SQL warehouse, notebook and statement execution events.

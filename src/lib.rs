@@ -52,6 +52,7 @@ pub mod detect;
 pub mod eval;
 pub mod event;
 pub mod generate;
+pub mod live;
 pub mod pipeline;
 pub mod score_series;
 pub mod signal;

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use auditwatch::detect::allowlist::Allowlist;
 use auditwatch::detect::definition;
+use auditwatch::live::{LiveConfig, RunOptions};
 use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay};
 use auditwatch::time::{EventTime, MS_PER_HOUR};
 use clap::{Parser, Subcommand};
@@ -61,24 +62,11 @@ enum Command {
         /// Write refused records here (JSON lines: reason, origin, record number, raw record).
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
-        /// Minutes an event may arrive after later events and still be counted.
-        #[arg(long, default_value_t = 15)]
-        allowed_lateness_minutes: i64,
         /// Largest record accepted, in bytes; longer lines are quarantined as `too_large`.
         #[arg(long, default_value_t = auditwatch::decode::DEFAULT_MAX_RECORD_BYTES)]
         max_record_bytes: usize,
-        /// Detector definition files (TOML) to use instead of the built-in ones.
-        #[arg(long = "model", value_name = "FILE")]
-        models: Vec<PathBuf>,
-        /// Allowlist file (TOML): alerts not to emit, each entry with owner,
-        /// reason and expiry (see README, "Allowlist").
-        #[arg(long, value_name = "FILE")]
-        allowlist: Option<PathBuf>,
-        /// Access snapshot (JSON lines of group members, admins, grants,
-        /// owners, personal-data tags and column masks exported before the
-        /// input begins; see README, "Access snapshots"). Repeatable.
-        #[arg(long = "access-snapshot", value_name = "FILE")]
-        access_snapshots: Vec<PathBuf>,
+        #[command(flatten)]
+        detectors: DetectorArgs,
         /// Print every alert with its explanation after the summary.
         #[arg(long)]
         print_alerts: bool,
@@ -88,6 +76,60 @@ enum Command {
         /// Decode on the pipeline's own thread instead of one thread per input stream.
         #[arg(long)]
         inline_decode: bool,
+    },
+    /// Live mode: consume Kafka topics in a consumer group and raise alerts
+    /// as the records arrive, with checkpointed state and at-least-once
+    /// delivery (no alert lost, no `alert_id` written twice).
+    ///
+    /// Each assigned partition has its own baselines: key the input by
+    /// principal, or pass --repartition-topic. Flags override the config
+    /// file; see README, "Live mode on Kafka", for every key.
+    Run {
+        /// Configuration file (TOML: [kafka], [kafka.client], [state], [output]).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Bootstrap servers, HOST:PORT[,HOST:PORT...] [default: 127.0.0.1:9092].
+        #[arg(long, value_name = "HOST:PORT,...")]
+        brokers: Option<String>,
+        /// Input topic (repeatable); any mix of the input shapes, one record
+        /// (or several JSON lines) per message.
+        #[arg(long = "topic", value_name = "T")]
+        topics: Vec<String>,
+        /// Consumer group [default: auditwatch].
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Where partition checkpoints are kept [default: auditwatch-state].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Append alerts here (JSON lines). Across restarts nothing it holds
+        /// is lost or rewritten, and no alert_id is written twice.
+        #[arg(long, value_name = "FILE")]
+        alerts_out: Option<PathBuf>,
+        /// Append refused records here (JSON lines with reason and origin topic/partition@offset).
+        #[arg(long, value_name = "FILE")]
+        quarantine: Option<PathBuf>,
+        /// Produce refused records to this topic (header `reason`).
+        #[arg(long, value_name = "T")]
+        quarantine_topic: Option<String>,
+        /// Re-key the input topics by principal into this topic and detect on it
+        /// (for input not keyed by principal).
+        #[arg(long, value_name = "T")]
+        repartition_topic: Option<String>,
+        /// Also publish partition checkpoints to this compacted topic, so that
+        /// an instance on another machine can take a partition over.
+        #[arg(long, value_name = "T")]
+        changelog_topic: Option<String>,
+        /// Seconds between checkpoints (and offset commits) [default: 10].
+        #[arg(long, value_name = "S")]
+        checkpoint_seconds: Option<u64>,
+        /// Stop once no record has arrived for S seconds (backfills, tests, benchmarks).
+        #[arg(long, value_name = "S")]
+        exit_when_idle: Option<f64>,
+        /// Print each new alert as a JSON line on stdout.
+        #[arg(long)]
+        print_alerts: bool,
+        #[command(flatten)]
+        detectors: DetectorArgs,
     },
     /// Write realistic synthetic Databricks activity with labelled incidents.
     Generate {
@@ -177,6 +219,42 @@ enum Command {
     },
 }
 
+/// What the detectors are told, shared by `replay` and `run`.
+#[derive(Debug, clap::Args)]
+struct DetectorArgs {
+    /// Minutes an event may arrive after later events and still be counted.
+    #[arg(long, default_value_t = 15)]
+    allowed_lateness_minutes: i64,
+    /// Detector definition files (TOML) to use instead of the built-in ones.
+    #[arg(long = "model", value_name = "FILE")]
+    models: Vec<PathBuf>,
+    /// Allowlist file (TOML): alerts not to emit, each entry with owner,
+    /// reason and expiry (see README, "Allowlist").
+    #[arg(long, value_name = "FILE")]
+    allowlist: Option<PathBuf>,
+    /// Access snapshot (JSON lines of group members, admins, grants,
+    /// owners, personal-data tags and column masks exported before the
+    /// input begins; see README, "Access snapshots"). Repeatable.
+    #[arg(long = "access-snapshot", value_name = "FILE")]
+    access_snapshots: Vec<PathBuf>,
+}
+
+impl DetectorArgs {
+    /// Detector definitions, allowlist, access snapshots and lateness.
+    fn pipeline_config(&self) -> Result<PipelineConfig> {
+        let mut config = PipelineConfig::new(load_definitions(&self.models)?);
+        if let Some(path) = &self.allowlist {
+            config.allowlist = load_allowlist(path, &config.definitions)?;
+        }
+        for path in &self.access_snapshots {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            config.access_snapshot.extend(auditwatch::access::parse_snapshot(&path.display().to_string(), &text)?);
+        }
+        config.allowed_lateness_ms = self.allowed_lateness_minutes * 60_000;
+        Ok(config)
+    }
+}
+
 fn parse_time(s: &str) -> Result<EventTime, String> {
     EventTime::parse(s)
         .map_err(|e| format!("{e}: `{s}`; use RFC 3339, `YYYY-MM-DD[ HH:MM:SS]` (UTC) or epoch seconds/ms"))
@@ -222,6 +300,56 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format, &cli.log);
     match cli.command {
+        Command::Run {
+            config,
+            brokers,
+            topics,
+            group,
+            state_dir,
+            alerts_out,
+            quarantine,
+            quarantine_topic,
+            repartition_topic,
+            changelog_topic,
+            checkpoint_seconds,
+            exit_when_idle,
+            print_alerts,
+            detectors,
+        } => {
+            let mut live = match &config {
+                Some(path) => LiveConfig::load(path)?,
+                None => LiveConfig::default(),
+            };
+            if let Some(v) = brokers {
+                live.brokers = v;
+            }
+            if !topics.is_empty() {
+                live.topics = topics;
+            }
+            if let Some(v) = group {
+                live.group = v;
+            }
+            if let Some(v) = state_dir {
+                live.state_dir = v;
+            }
+            live.alerts_out = alerts_out.or(live.alerts_out);
+            live.quarantine_file = quarantine.or(live.quarantine_file);
+            live.quarantine_topic = quarantine_topic.or(live.quarantine_topic);
+            live.repartition_topic = repartition_topic.or(live.repartition_topic);
+            live.changelog_topic = changelog_topic.or(live.changelog_topic);
+            if let Some(s) = checkpoint_seconds {
+                live.checkpoint_interval = std::time::Duration::from_secs(s);
+            }
+            live.validate()?;
+            let pipeline = detectors.pipeline_config()?;
+            let opts = RunOptions {
+                live,
+                exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
+                print_alerts,
+            };
+            let stats = auditwatch::live::run(&opts, pipeline)?;
+            eprintln!("{stats:?}");
+        }
         Command::Replay {
             paths,
             from,
@@ -230,28 +358,17 @@ fn main() -> Result<()> {
             principal,
             alerts_out,
             quarantine,
-            allowed_lateness_minutes,
             max_record_bytes,
-            models,
-            allowlist,
-            access_snapshots,
+            detectors,
             print_alerts,
             no_progress,
             inline_decode,
         } => {
-            let mut config = PipelineConfig::new(load_definitions(&models)?);
-            if let Some(path) = allowlist {
-                config.allowlist = load_allowlist(&path, &config.definitions)?;
-            }
-            for path in access_snapshots {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                config.access_snapshot.extend(auditwatch::access::parse_snapshot(&path.display().to_string(), &text)?);
-            }
+            let mut config = detectors.pipeline_config()?;
             config.from = from;
             config.to = to;
             config.warmup_ms = warmup_hours * MS_PER_HOUR;
             config.principal = principal;
-            config.allowed_lateness_ms = allowed_lateness_minutes * 60_000;
             let opts = ReplayOptions {
                 inputs: paths,
                 alerts_out,

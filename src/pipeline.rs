@@ -38,8 +38,11 @@ use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod checkpoint;
+pub use checkpoint::CheckpointError;
+
 /// What the pipeline is told at start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PipelineConfig {
     pub definitions: Vec<Definition>,
     pub allowed_lateness_ms: i64,
@@ -144,7 +147,12 @@ impl RuleIndex {
 const MAX_PRIVILEGES_LISTED: usize = 8;
 
 /// All stages after decode.
+///
+/// Everything but the configuration is state, and serializes into a
+/// checkpoint (see [`Pipeline::checkpoint`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Pipeline {
+    #[serde(skip)]
     config: PipelineConfig,
     names: Interner,
     /// Earliest event time of each principal (indexed by `PrincipalId`),
@@ -155,6 +163,7 @@ pub struct Pipeline {
     prices: PriceBook,
     runs: JobRuns,
     /// Reused buffer for runs handed on by `runs`.
+    #[serde(skip)]
     drained_runs: Vec<JobRun>,
     detectors: Vec<CountDetector>,
     value_detectors: Vec<ValueDetector>,
@@ -169,6 +178,7 @@ pub struct Pipeline {
     registry_guards: Vec<RegistryGuard>,
     /// Match rules by service, then by action (`RuleIndex`); most events
     /// find none in two hash lookups.
+    #[serde(skip)]
     rule_index: RuleIndex,
     access: AccessModel,
     /// Peer group of each principal, from the access snapshot: its first
@@ -327,16 +337,7 @@ impl Pipeline {
                 d.observe(ev);
             }
         }
-        if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
-            self.access.observe(ev);
-            let changes = self.access.last_changes();
-            for r in &mut self.access_rules {
-                r.note_changes(ev.time, changes);
-            }
-            for j in &mut self.jits {
-                j.note_changes(ev.time, changes, &self.access);
-            }
-        }
+        self.observe_access(ev);
         // The actor is interned once; a signal counted under it (most are)
         // reuses its id and kind.
         let actor = (!ev.principal.is_empty())
@@ -403,6 +404,33 @@ impl Pipeline {
             self.runs.expire(ev.time);
         }
         Ok(())
+    }
+
+    /// Access changes an event makes, for the access model and the rules
+    /// that keep their own history of them.
+    fn observe_access(&mut self, ev: &Event) {
+        if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
+            self.access.observe(ev);
+            let changes = self.access.last_changes();
+            for r in &mut self.access_rules {
+                r.note_changes(ev.time, changes);
+            }
+            for j in &mut self.jits {
+                j.note_changes(ev.time, changes, &self.access);
+            }
+        }
+    }
+
+    /// A record broadcast to every partition in live mode (a list price, or
+    /// an event that changes access, from another partition's principal):
+    /// it updates the reference data this partition's detectors consult and
+    /// nothing else: no counts, no alerts, no watermark.
+    pub fn reference_event(&mut self, ev: &Event) {
+        match ev.shape {
+            Some(Shape::ListPrice) => self.prices.add(&ev.sku, ev.start, ev.end, ev.amount),
+            Some(_) => self.observe_access(ev),
+            None => {}
+        }
     }
 
     /// Closes what the watermark has passed, in every detector.

@@ -18,7 +18,7 @@ use crate::time::EventTime;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A role that grants broad rights.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum AdminRole {
     /// Account admin.
     Account,
@@ -27,7 +27,7 @@ pub enum AdminRole {
 }
 
 /// One change to access, as read from one event.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     JoinGroup {
         principal: String,
@@ -207,7 +207,7 @@ fn permission_changes(changes: &str, securable: &str, out: &mut Vec<Change>) {
 }
 
 /// Counters of the model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessStats {
     pub changes: u64,
     /// Changes whose time the model had already passed when they arrived.
@@ -215,7 +215,7 @@ pub struct AccessStats {
 }
 
 /// Who may do what, as of the time the model has been advanced to.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AccessModel {
     /// Changes not yet applied, in (time, arrival-independent key) order.
     pending: BTreeMap<(i64, Change), u32>,

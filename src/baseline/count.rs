@@ -44,7 +44,7 @@ pub fn hour_of_week(t: crate::time::EventTime) -> usize {
 
 /// Sufficient statistics with forgetting: discounted sum of counts and
 /// discounted number of buckets.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Stat {
     sum: f32,
     n: f32,
@@ -61,7 +61,7 @@ impl Stat {
 /// only grows to 1/(1 − forgetting) (20 for 0.95), so two bytes hold it to
 /// 1/256 of a bucket and saturate at 256 buckets, where one more changes
 /// nothing; a full `f32` per slot would cost a third more state.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Samples(u16);
 
 impl Samples {
@@ -76,9 +76,11 @@ impl Samples {
 
 /// One seasonal layer: per slot, the discounted sum of counts and the
 /// discounted number of buckets (in separate arrays: no padding).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Layer<const N: usize> {
+    #[serde(with = "serde_big_array::BigArray")]
     sum: [f32; N],
+    #[serde(with = "serde_big_array::BigArray")]
     n: [Samples; N],
 }
 
@@ -104,7 +106,7 @@ impl<const N: usize> Layer<N> {
 /// evaluations, so they are computed only when asked (a detector asks for
 /// the tail only when the count could alert, and for the interval only
 /// when it does).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// Predictive mean.
     pub expected: f64,
@@ -156,7 +158,7 @@ impl Prediction {
 }
 
 /// The per-principal seasonal count model.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeasonalCounts {
     slots: Layer<SLOTS>,
     week: Layer<WEEK_HOURS>,

@@ -19,10 +19,11 @@
 use std::net::IpAddr;
 
 /// A bounded set of value hashes with the bucket each was last seen in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeenValues<const N: usize> {
     /// (hash, last bucket index); unused entries have hash 0 and are
     /// never matched (a value hashing to 0 is stored as 1).
+    #[serde(with = "serde_big_array::BigArray")]
     entries: [(u32, u32); N],
 }
 
@@ -66,7 +67,7 @@ impl<const N: usize> SeenValues<N> {
 }
 
 /// The discounted rate at which active buckets bring a new value.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewValueRate {
     /// Discounted active buckets, and those of them with a new value.
     active: f32,

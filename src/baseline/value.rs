@@ -17,7 +17,7 @@ const PRIOR_SD: f64 = 0.5;
 const PRIOR_SAMPLES: f64 = 2.0;
 
 /// The discounted log-scale location and spread.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogValues {
     n: f32,
     mean: f32,
@@ -75,7 +75,7 @@ const HOUR_MIN_SAMPLES: f64 = 3.0;
 /// day (UTC) with the spread pooled over hours, and the all-hours model
 /// until an hour has a few samples of its own. A principal whose daily job
 /// bills at 00:00 is judged at 00:00 against earlier midnights.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HourlyValues {
     all: LogValues,
     hours: [LogValues; 24],
@@ -107,7 +107,7 @@ impl HourlyValues {
 /// Discounted spread of residuals around per-slot locations, pooled over
 /// slots: each hour of the day has its own typical cost, but how much an
 /// hour varies is learnt from all hours at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Residuals {
     n: f32,
     var: f32,

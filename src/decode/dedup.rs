@@ -14,7 +14,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Dedup {
     /// Hash of a record's key → the hour of its event time.
     seen: FxHashMap<u64, i64>,

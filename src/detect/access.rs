@@ -18,7 +18,7 @@ use crate::time::{EventTime, MS_PER_HOUR};
 use rustc_hash::FxHashMap;
 
 /// The hour of a principal's actions (fields set by `Bucket::reset` when opened).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Actions {
     start: i64,
     count: u64,
@@ -50,7 +50,7 @@ impl Bucket for Actions {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PrincipalState {
     kind: PrincipalKind,
     suppressed_until: i64,
@@ -62,7 +62,7 @@ struct PrincipalState {
 }
 
 /// Outcome counters of an access rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessRuleStats {
     pub late: u64,
     pub buckets_scored: u64,
@@ -71,14 +71,14 @@ pub struct AccessRuleStats {
 }
 
 /// Which rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rule {
     Offboarded,
     RoleDrift,
 }
 
 /// One access rule.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AccessRule {
     def: Definition,
     rule: Rule,

@@ -20,7 +20,7 @@ pub trait Bucket: Default {
 }
 
 /// The wheel of open buckets and the pool of spare ones.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Wheel<B> {
     due: BTreeMap<i64, Vec<PrincipalId>>,
     /// The earliest start in `due` (`i64::MAX` when empty): a detector is

@@ -25,7 +25,7 @@ use crate::time::{EventTime, MS_PER_HOUR};
 pub const MAX_ZERO_FILL: i64 = 24 * 28;
 
 /// A bucket not yet closed (fields set by `Bucket::reset` when opened).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct OpenBucket {
     start: i64,
     count: u64,
@@ -50,14 +50,14 @@ impl Bucket for OpenBucket {
 }
 
 /// The previous bucket's count and prediction, for the shift check.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Previous {
     start: i64,
     count: u64,
     prediction: Prediction,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PrincipalState {
     kind: PrincipalKind,
     /// Peer group (0: none; see `CountDetector::observe`).
@@ -83,12 +83,15 @@ struct PrincipalState {
 /// first hours" is both, and says itself in a sentence. Peers are the
 /// principals of the same kind and, when an access snapshot names their
 /// groups, of the same group (with enough members; else the kind).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Peers {
+    #[serde(with = "serde_big_array::BigArray")]
     sum: [f64; SLOTS],
+    #[serde(with = "serde_big_array::BigArray")]
     n: [f64; SLOTS],
     /// The busiest bucket of any peer, fading by about one forgetting step
     /// a day.
+    #[serde(with = "serde_big_array::BigArray")]
     high: [f64; SLOTS],
     /// Principals of this kind that have closed a bucket.
     principals: u32,
@@ -156,7 +159,7 @@ enum Basis {
 const MIN_OWN_SAMPLES: f64 = 3.0;
 
 /// Outcome counters of a detector.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CountDetectorStats {
     pub late: u64,
     pub buckets_scored: u64,
@@ -171,7 +174,7 @@ pub struct CountDetectorStats {
 }
 
 /// One count detector (e.g. query frequency).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct CountDetector {
     def: Definition,
     principals: Table<PrincipalState>,

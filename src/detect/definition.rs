@@ -157,7 +157,7 @@ fn default_key() -> String {
 }
 
 /// The statistical model a definition names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Model {
     /// Counts per bucket (see `baseline::count`).
     SeasonalGammaPoisson,
@@ -205,7 +205,7 @@ impl Model {
 }
 
 /// What a detector keeps one baseline for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Key {
     /// One per principal.
     Principal,
@@ -214,7 +214,7 @@ pub enum Key {
 }
 
 /// A validated detector definition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Definition {
     pub name: String,
     pub description: String,

@@ -8,7 +8,7 @@
 //! not allocate.
 
 /// The earliest `limit` (time, id) pairs seen, in order.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// Sorted by (time, id); only the first `len` are live, the rest is
     /// recycled capacity.

@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// One temporary grant.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct TemporaryGrant {
     pub expires: i64,
     pub grantee: String,
@@ -34,7 +34,7 @@ pub struct TemporaryGrant {
     pub origin: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Uses {
     start: i64,
     evidence: Evidence,
@@ -55,7 +55,7 @@ impl Bucket for Uses {
 }
 
 /// Outcome counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JitStats {
     pub grants: u64,
     pub revoked_in_time: u64,
@@ -65,7 +65,7 @@ pub struct JitStats {
 }
 
 /// The JIT detector.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Jit {
     def: Definition,
     /// Temporary grants by grantee, for the use check.

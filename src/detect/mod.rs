@@ -29,7 +29,7 @@ use crate::time::EventTime;
 pub const DEFAULT_ALLOWED_LATENESS_MS: i64 = 15 * crate::time::MS_PER_MINUTE;
 
 /// The event-time watermark.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Watermark {
     max_seen: Option<EventTime>,
     lateness_ms: i64,

@@ -31,7 +31,7 @@ pub const CLIENTS: usize = 16;
 const PER_BUCKET: usize = 8;
 
 /// One distinct value seen in an open bucket.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Value {
     hash: u32,
     /// The normalized value, and the smallest raw one seen as it (what
@@ -43,7 +43,7 @@ struct Value {
 }
 
 /// The distinct values of one kind in an open bucket.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Values {
     items: Vec<Value>,
     live: usize,
@@ -120,7 +120,7 @@ impl Values {
 }
 
 /// A principal's open hour (fields set by `Bucket::reset` when opened).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct OpenBucket {
     start: i64,
     /// The smallest workspace id seen in the bucket.
@@ -144,7 +144,7 @@ impl Bucket for OpenBucket {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PrincipalState {
     kind: PrincipalKind,
     last_closed: Option<i64>,
@@ -157,7 +157,7 @@ struct PrincipalState {
 }
 
 /// Outcome counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoveltyDetectorStats {
     pub late: u64,
     pub buckets_scored: u64,
@@ -169,7 +169,7 @@ pub struct NoveltyDetectorStats {
 }
 
 /// One first-seen source detector.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct NoveltyDetector {
     def: Definition,
     principals: Table<PrincipalState>,

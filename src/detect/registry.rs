@@ -30,7 +30,7 @@ use crate::time::EventTime;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a registry event says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Act {
     Promote { alias: Option<String> },
     Approve,
@@ -39,7 +39,7 @@ pub enum Act {
 }
 
 /// A registry event waiting for the watermark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RegistryEvent {
     pub time: i64,
     pub id: String,
@@ -52,7 +52,7 @@ pub struct RegistryEvent {
 }
 
 /// Outcome counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegistryStats {
     pub events: u64,
     pub promotions: u64,
@@ -60,7 +60,7 @@ pub struct RegistryStats {
 }
 
 /// The registry guard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RegistryGuard {
     def: Definition,
     pending: BTreeMap<(i64, String, u64), RegistryEvent>,

@@ -61,7 +61,7 @@ pub struct RawMatch {
 }
 
 /// Which outcomes match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Success,
     Failure,
@@ -69,7 +69,7 @@ pub enum Outcome {
 }
 
 /// A validated `[match]` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Matcher {
     pub services: Vec<String>,
     pub actions: Vec<String>,
@@ -190,7 +190,7 @@ fn is_empty(v: &str) -> bool {
 }
 
 /// A principal's matches in one window (fields set by `Bucket::reset` when opened).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Matches {
     start: i64,
     count: u64,
@@ -216,7 +216,7 @@ impl Bucket for Matches {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     kind: Option<PrincipalKind>,
     suppressed_until: i64,
@@ -224,7 +224,7 @@ struct State {
 }
 
 /// Outcome counters of a rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MatchRuleStats {
     pub matched: u64,
     pub late: u64,
@@ -233,7 +233,7 @@ pub struct MatchRuleStats {
 }
 
 /// One match rule.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MatchRule {
     def: Definition,
     matcher: Matcher,

@@ -26,7 +26,7 @@ use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// A data flow waiting for the watermark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Flow {
     pub time: i64,
     pub principal: String,
@@ -45,7 +45,7 @@ pub struct Flow {
 pub const READ_WRITE_WINDOW_MS: i64 = crate::time::MS_PER_HOUR;
 
 /// Outcome counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShareDownStats {
     pub flows: u64,
     pub personal: u64,
@@ -55,7 +55,7 @@ pub struct ShareDownStats {
 }
 
 /// The share-down detector.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ShareDown {
     def: Definition,
     /// (time, id, target, source) → flow.

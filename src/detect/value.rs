@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// One value to score (or, for cost, being summed over its bucket).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pending {
     principal: String,
     kind: PrincipalKind,
@@ -46,20 +46,20 @@ impl Pending {
 
 /// The baseline of one key: per-run values (runtimes) have no daily
 /// rhythm; hourly values (cost) do.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Baseline {
     Runs(LogValues),
     Hourly(Box<HourlyValues>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     baseline: Baseline,
     suppressed_until: i64,
 }
 
 /// Outcome counters of a value detector.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValueDetectorStats {
     pub late: u64,
     pub scored: u64,
@@ -69,7 +69,7 @@ pub struct ValueDetectorStats {
 }
 
 /// One value detector (job runtime, cost).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ValueDetector {
     def: Definition,
     /// (close time, key) → observation.

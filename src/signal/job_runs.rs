@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 
 /// A finished run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobRun {
     pub workspace: u64,
     pub job_id: String,
@@ -39,7 +39,7 @@ impl JobRun {
 }
 
 /// What has arrived of one run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Pieces {
     /// Earliest start reported, and the principal and job of the piece
     /// that reported it.
@@ -54,7 +54,7 @@ struct Pieces {
 }
 
 /// Pairs run starts with their ends.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct JobRuns {
     /// Runs by workspace, then run id (nested so that a lookup by a
     /// borrowed run id allocates nothing).

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::time::EventTime;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Price {
     start: EventTime,
     /// `EventTime(0)` for open-ended.
@@ -17,7 +17,7 @@ struct Price {
 }
 
 /// List prices by SKU.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PriceBook {
     by_sku: FxHashMap<Box<str>, Vec<Price>>,
 }

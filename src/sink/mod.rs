@@ -63,6 +63,78 @@ impl AlertFile {
     }
 }
 
+/// An append-only JSON-lines alert log that survives restarts (live mode).
+///
+/// Opening it reads the `alert_id` of every alert it holds, so that an
+/// alert raised again after a restart (the records since the last
+/// checkpoint are read twice) is not written twice. A last line cut short by
+/// a crash is not an alert: it is dropped, and the alert it began is raised
+/// again from the records after the checkpoint. Nothing complete is ever
+/// rewritten.
+pub struct AlertLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+    ids: std::collections::HashSet<String>,
+    /// Alerts found in the file when it was opened.
+    pub held: u64,
+    /// Alerts raised again and not written (already in the file).
+    pub repeated: u64,
+}
+
+impl AlertLog {
+    pub fn open(path: &Path) -> Result<Self, SinkError> {
+        let io = |source| SinkError::Io { path: path.into(), source };
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut text).map_err(io)?;
+        let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if complete < text.len() {
+            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "alerts file ends with a partial line (a crash while writing); dropping it");
+            f.set_len(complete as u64).map_err(io)?;
+        }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            alert_id: String,
+        }
+        let mut ids = std::collections::HashSet::new();
+        for line in text[..complete].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Id>(line) {
+                Ok(id) => {
+                    ids.insert(id.alert_id);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "a line of the alerts file is not an alert; kept as it is")
+                }
+            }
+        }
+        let held = ids.len() as u64;
+        Ok(AlertLog { path: path.into(), out: BufWriter::new(f), ids, held, repeated: 0 })
+    }
+
+    /// Appends `alert` unless an alert with its id is already held; returns
+    /// whether it was written.
+    pub fn write(&mut self, alert: &Alert) -> Result<bool, SinkError> {
+        if self.ids.contains(&alert.alert_id) {
+            self.repeated += 1;
+            return Ok(false);
+        }
+        serde_json::to_writer(&mut self.out, alert)
+            .map_err(std::io::Error::from)
+            .and_then(|_| self.out.write_all(b"\n"))
+            .map_err(|source| SinkError::Io { path: self.path.clone(), source })?;
+        self.ids.insert(alert.alert_id.clone());
+        Ok(true)
+    }
+
+    /// Flushes and forces the alerts written so far to disk: after this
+    /// they survive a crash.
+    pub fn sync(&mut self) -> Result<(), SinkError> {
+        let io = |source| SinkError::Io { path: self.path.clone(), source };
+        self.out.flush().map_err(io)?;
+        self.out.get_ref().sync_data().map_err(io)
+    }
+}
+
 /// The quarantine file: one JSON object per refused record, with the
 /// reason, where it came from, and the record itself (as text when it is
 /// UTF-8, else hex, so nothing is lost).
@@ -78,6 +150,20 @@ impl QuarantineFile {
     pub fn create(path: &Path) -> Result<Self, SinkError> {
         let f = File::create(path).map_err(|source| SinkError::Io { path: path.into(), source })?;
         Ok(QuarantineFile { path: path.into(), out: BufWriter::new(f) })
+    }
+
+    /// Opens `path` for appending (live mode: a restart adds to it).
+    pub fn append(path: &Path) -> Result<Self, SinkError> {
+        let io = |source| SinkError::Io { path: path.into(), source };
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        Ok(QuarantineFile { path: path.into(), out: BufWriter::new(f) })
+    }
+
+    /// Flushes and forces what was written to disk.
+    pub fn sync(&mut self) -> Result<(), SinkError> {
+        let io = |source| SinkError::Io { path: self.path.clone(), source };
+        self.out.flush().map_err(io)?;
+        self.out.get_ref().sync_data().map_err(io)
     }
 
     pub fn write(&mut self, reason: QuarantineReason, position: &Position, raw: &[u8]) -> Result<(), SinkError> {

@@ -18,7 +18,7 @@ pub fn grow<T>(v: &mut Vec<T>, len: usize) {
 }
 
 /// A principal's interned id, dense from 0 in first-seen order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct PrincipalId(pub u32);
 
 /// Interns principal names.
@@ -26,6 +26,27 @@ pub struct PrincipalId(pub u32);
 pub struct Interner {
     ids: FxHashMap<Box<str>, PrincipalId>,
     names: Vec<Box<str>>,
+}
+
+/// Serialized as its names in id order; the lookup table is rebuilt.
+impl serde::Serialize for Interner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.names.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Interner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names: Vec<Box<str>> = Vec::deserialize(d)?;
+        let mut ids = FxHashMap::default();
+        ids.reserve(names.len());
+        for (i, n) in names.iter().enumerate() {
+            if ids.insert(n.clone(), PrincipalId(i as u32)).is_some() {
+                return Err(serde::de::Error::custom(format!("principal {n:?} interned twice")));
+            }
+        }
+        Ok(Interner { ids, names })
+    }
 }
 
 impl Interner {

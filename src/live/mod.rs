@@ -1,0 +1,462 @@
+//! Live mode: `auditwatch run` consumes Kafka topics in a consumer group.
+//!
+//! Each assigned partition gets a [`Pipeline`] of its own, so that what a
+//! partition raises depends only on the partition's records, whichever
+//! instance of the group holds it. Events of one principal must therefore
+//! share a partition (see the README, "Live mode on Kafka": key records by
+//! principal, or let `--repartition-topic` re-key them).
+//!
+//! Delivery: records are read, decoded and scored on one thread; alerts go
+//! to the alert log at once. A checkpoint (every `checkpoint_seconds` or
+//! `checkpoint_records`, on partition revocation and on shutdown) first
+//! forces the alert log and the quarantine file to disk, then writes each
+//! changed partition's state with the offset it covers (atomically, under
+//! `--state-dir`, and to the changelog topic when one is set), and only then
+//! commits that offset to the group. After a crash the partition restarts
+//! from its checkpoint: records below the checkpoint's offset are skipped,
+//! the ones after it are read again and raise the same alerts with the same
+//! `alert_id`, which the alert log already holds and does not write twice.
+//! So no alert is lost and none is duplicated.
+//!
+//! Back-pressure is by construction: one thread reads, scores and writes,
+//! so a slow sink slows consumption (consumer lag grows) instead of memory.
+
+mod changelog;
+mod checkpoint;
+mod config;
+mod repartition;
+
+pub use config::{LiveConfig, LiveConfigError};
+
+use crate::alert::Alert;
+use crate::decode::{QuarantineReason, decode_json};
+use crate::event::Event;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::sink::{AlertLog, QuarantineFile, SinkError};
+use crate::source::Position;
+use checkpoint::{CheckpointStore, PartitionCheckpoint};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The header that marks a broadcast copy of a record (see
+/// [`repartition`]): it feeds the partition's reference data (prices,
+/// access model) and nothing else.
+pub const COPY_HEADER: &str = "auditwatch-copy";
+
+/// Queues `record`, serving delivery reports while the producer's local
+/// queue is full (back-pressure, not an error).
+fn send_waiting<'a>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'a, str, [u8]>,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::error::KafkaError::MessageProduction;
+    use rdkafka::types::RDKafkaErrorCode::QueueFull;
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((MessageProduction(QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::StoreError),
+    #[error("{0}")]
+    Signal(std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Counters of a run, printed at the end and (with issue 7) exported.
+#[derive(Debug, Default, Clone)]
+pub struct LiveStats {
+    pub records: u64,
+    pub skipped_below_checkpoint: u64,
+    pub copies: u64,
+    pub quarantined: u64,
+    pub alerts_written: u64,
+    pub alerts_repeated: u64,
+    pub checkpoints: u64,
+    pub commit_failures: u64,
+    pub partitions_restored: u64,
+    pub partitions_started_fresh: u64,
+    pub partitions_revoked: u64,
+}
+
+/// One assigned partition.
+struct Part {
+    pipeline: Pipeline,
+    /// The offset after the last record read (what a commit would say).
+    next: i64,
+    /// Records below this are covered by the restored checkpoint.
+    skip_below: i64,
+    /// Records read since the last checkpoint.
+    dirty: bool,
+}
+
+/// Everything the consumer's rebalance callbacks need: the partitions and
+/// the outputs they checkpoint before giving a partition up.
+struct Live {
+    config: PipelineConfig,
+    store: CheckpointStore,
+    changelog: Option<changelog::Changelog>,
+    parts: BTreeMap<(String, i32), Part>,
+    alerts: Option<AlertLog>,
+    quarantine: Option<QuarantineFile>,
+    quarantine_topic: Option<(BaseProducer, String)>,
+    max_record_bytes: usize,
+    stats: LiveStats,
+    /// An error raised inside a rebalance callback, reported by the loop.
+    failed: Option<LiveError>,
+    scratch: Event,
+    raised: Vec<Alert>,
+    print_alerts: bool,
+}
+
+struct LiveContext {
+    live: Mutex<Live>,
+}
+
+impl LiveContext {
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        // A panic while holding the lock would already have ended the
+        // process (panic = abort is not set, but nothing here catches).
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ClientContext for LiveContext {}
+
+impl ConsumerContext for LiveContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut live = self.lock();
+            let revoked: Vec<(String, i32)> =
+                tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            tracing::info!(partitions = ?revoked, "partitions revoked: checkpointing and dropping them");
+            if let Err(e) = live.checkpoint(consumer, Some(&revoked)) {
+                live.failed.get_or_insert(e);
+            }
+            for key in revoked {
+                if live.parts.remove(&key).is_some() {
+                    live.stats.partitions_revoked += 1;
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut live = self.lock();
+                for e in tpl.elements() {
+                    if let Err(err) = live.assign(e.topic(), e.partition()) {
+                        live.failed.get_or_insert(err);
+                    }
+                }
+                tracing::info!(partitions = live.parts.len(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+impl Live {
+    /// Restores (or starts) the state of a newly assigned partition.
+    fn assign(&mut self, topic: &str, partition: i32) -> Result<(), LiveError> {
+        let key = (topic.to_owned(), partition);
+        if self.parts.contains_key(&key) {
+            return Ok(());
+        }
+        let mut found = self.store.load(topic, partition)?;
+        if let Some(log) = self.changelog.as_mut()
+            && let Some(remote) = log.latest(topic, partition)?
+            && found.as_ref().is_none_or(|local| remote.offset > local.offset)
+        {
+            tracing::info!(topic, partition, offset = remote.offset, "state taken from the changelog topic");
+            found = Some(remote);
+        }
+        let part = match found {
+            Some(PartitionCheckpoint { offset, state }) => {
+                let pipeline = Pipeline::restore(self.config.clone(), &state).map_err(|e| {
+                    checkpoint::StoreError::Restore { what: format!("{topic}/{partition}"), message: e.to_string() }
+                })?;
+                self.stats.partitions_restored += 1;
+                tracing::info!(topic, partition, offset, "partition state restored");
+                Part { pipeline, next: offset, skip_below: offset, dirty: false }
+            }
+            None => {
+                self.stats.partitions_started_fresh += 1;
+                tracing::info!(topic, partition, "no checkpoint for this partition: starting with empty baselines");
+                Part { pipeline: Pipeline::new(self.config.clone()), next: 0, skip_below: 0, dirty: false }
+            }
+        };
+        self.parts.insert(key, part);
+        Ok(())
+    }
+
+    /// Reads one record of a partition.
+    fn record<M: Message>(&mut self, m: &M) -> Result<(), LiveError> {
+        let key = (m.topic().to_owned(), m.partition());
+        if !self.parts.contains_key(&key) {
+            // A record can reach us before the assignment callback of its
+            // partition only if librdkafka assigned it without one; be safe.
+            self.assign(m.topic(), m.partition())?;
+        }
+        let Live { parts, stats, scratch, raised, .. } = self;
+        let part = parts.get_mut(&key).expect("assigned above");
+        let offset = m.offset();
+        if offset < part.skip_below {
+            stats.skipped_below_checkpoint += 1;
+            return Ok(());
+        }
+        part.next = offset + 1;
+        part.dirty = true;
+        stats.records += 1;
+        let copy = m.headers().is_some_and(|h| h.iter().any(|h| h.key == COPY_HEADER));
+        let payload = m.payload().unwrap_or_default();
+        let mut refused: Vec<(QuarantineReason, &[u8])> = Vec::new();
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            refused.push((QuarantineReason::MissingField, payload));
+        }
+        // A message holds one record, or several as JSON lines.
+        for line in payload.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+            if line.len() > self.max_record_bytes {
+                refused.push((QuarantineReason::TooLarge, line));
+                continue;
+            }
+            match decode_json(line, scratch) {
+                Ok(_) if copy => {
+                    stats.copies += 1;
+                    part.pipeline.reference_event(scratch);
+                }
+                Ok(_) => match part.pipeline.event(scratch, raised) {
+                    Ok(()) | Err(QuarantineReason::Duplicate) => {}
+                    Err(reason) => refused.push((reason, line)),
+                },
+                Err(reason) => {
+                    part.pipeline.quarantined(reason);
+                    refused.push((reason, line));
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let origin: Arc<str> = format!("kafka:{}/{}", m.topic(), m.partition()).into();
+            for (reason, raw) in refused {
+                self.quarantine(reason, &Position { origin: origin.clone(), record: offset as u64 }, raw)?;
+            }
+        }
+        self.emit_raised()
+    }
+
+    fn quarantine(&mut self, reason: QuarantineReason, position: &Position, raw: &[u8]) -> Result<(), LiveError> {
+        self.stats.quarantined += 1;
+        tracing::debug!(
+            reason = reason.name(),
+            origin = &*position.origin,
+            offset = position.record,
+            "record quarantined"
+        );
+        if let Some(q) = self.quarantine.as_mut() {
+            q.write(reason, position, raw)?;
+        }
+        if let Some((producer, topic)) = self.quarantine_topic.as_ref() {
+            let key = format!("{}@{}", position.origin, position.record);
+            let headers = rdkafka::message::OwnedHeaders::new()
+                .insert(rdkafka::message::Header { key: "reason", value: Some(reason.name()) });
+            send_waiting(producer, BaseRecord::to(topic).key(key.as_str()).payload(raw).headers(headers))?;
+            producer.poll(Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    fn emit_raised(&mut self) -> Result<(), LiveError> {
+        for a in self.raised.drain(..) {
+            if self.print_alerts {
+                println!("{}", serde_json::to_string(&a).unwrap_or_default());
+            }
+            match self.alerts.as_mut() {
+                Some(log) => {
+                    if log.write(&a)? {
+                        self.stats.alerts_written += 1;
+                    } else {
+                        self.stats.alerts_repeated += 1;
+                    }
+                }
+                None => self.stats.alerts_written += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything read so far durable and commits it: outputs first,
+    /// then partition states, then offsets. `only` limits it to some
+    /// partitions (a revocation).
+    fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<LiveContext>,
+        only: Option<&[(String, i32)]>,
+    ) -> Result<(), LiveError> {
+        if let Some(log) = self.alerts.as_mut() {
+            log.sync()?;
+        }
+        if let Some(q) = self.quarantine.as_mut() {
+            q.sync()?;
+        }
+        if let Some((producer, _)) = self.quarantine_topic.as_ref() {
+            producer.flush(Duration::from_secs(30))?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), part) in self.parts.iter_mut() {
+            if only.is_some_and(|keys| !keys.iter().any(|(t, p)| t == topic && p == partition)) {
+                continue;
+            }
+            if !part.dirty {
+                continue;
+            }
+            let state = part.pipeline.checkpoint();
+            let cp = PartitionCheckpoint { offset: part.next, state };
+            self.store.save(topic, *partition, &cp)?;
+            if let Some(log) = self.changelog.as_mut() {
+                log.publish(topic, *partition, &cp)?;
+            }
+            part.dirty = false;
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(part.next))?;
+        }
+        if let Some(log) = self.changelog.as_mut() {
+            log.flush()?;
+        }
+        self.stats.checkpoints += 1;
+        if offsets.count() > 0 {
+            // A failed commit loses nothing: the state on disk covers the
+            // records, and after a restart they are skipped by offset.
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                self.stats.commit_failures += 1;
+                tracing::warn!(error = %e, "offset commit failed; the next checkpoint retries it");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `auditwatch run` is asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub live: LiveConfig,
+    /// Stop once no record has arrived for this long (backfills, tests and
+    /// benchmarks); `None` runs until SIGTERM or SIGINT.
+    pub exit_when_idle: Option<Duration>,
+    pub print_alerts: bool,
+}
+
+/// Consumes until SIGTERM/SIGINT (or `exit_when_idle`), then drains,
+/// checkpoints and commits.
+pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(LiveError::Signal)?;
+    }
+    let cfg = &opts.live;
+    let mut topics = cfg.topics.clone();
+    let mut rekeying = None;
+    if let Some(target) = &cfg.repartition_topic {
+        // The re-keying stage reads the input topics; the detectors read
+        // its output.
+        rekeying = Some(repartition::spawn(cfg, Arc::clone(&stop))?);
+        topics = vec![target.clone()];
+    }
+    let client = cfg.client_config(&cfg.group);
+    let quarantine_topic = match &cfg.quarantine_topic {
+        Some(t) => Some((cfg.producer_config().create::<BaseProducer>()?, t.clone())),
+        None => None,
+    };
+    let live = Live {
+        config,
+        store: CheckpointStore::new(&cfg.state_dir, &cfg.group)?,
+        changelog: cfg.changelog_topic.as_ref().map(|t| changelog::Changelog::new(cfg, t)).transpose()?,
+        parts: BTreeMap::new(),
+        alerts: cfg.alerts_out.as_deref().map(AlertLog::open).transpose()?,
+        quarantine: cfg.quarantine_file.as_deref().map(QuarantineFile::append).transpose()?,
+        quarantine_topic,
+        max_record_bytes: cfg.max_record_bytes,
+        stats: LiveStats::default(),
+        failed: None,
+        scratch: Event::default(),
+        raised: Vec::new(),
+        print_alerts: opts.print_alerts,
+    };
+    if let Some(log) = &live.alerts {
+        tracing::info!(held = log.held, "alert log opened");
+    }
+    let consumer: BaseConsumer<LiveContext> = client.create_with_context(LiveContext { live: Mutex::new(live) })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    tracing::info!(group = %cfg.group, topics = ?topics, "consuming");
+
+    let mut last_checkpoint = Instant::now();
+    let mut since_checkpoint: u64 = 0;
+    let mut last_record = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last_record = Instant::now();
+                since_checkpoint += 1;
+                consumer.context().lock().record(&m)?;
+            }
+            Some(Err(e)) => {
+                // Broker restarts and the like: librdkafka reconnects.
+                tracing::warn!(error = %e, "consumer error");
+            }
+            None => {
+                // Idle time counts only while partitions are assigned: after
+                // a crash the group may hold them for a session timeout.
+                if consumer.context().lock().parts.is_empty() {
+                    last_record = Instant::now();
+                }
+                if opts.exit_when_idle.is_some_and(|idle| last_record.elapsed() >= idle) {
+                    tracing::info!("no records for the idle limit: stopping");
+                    break;
+                }
+            }
+        }
+        if let Some(e) = consumer.context().lock().failed.take() {
+            return Err(e);
+        }
+        if since_checkpoint >= cfg.checkpoint_records
+            || (since_checkpoint > 0 && last_checkpoint.elapsed() >= cfg.checkpoint_interval)
+        {
+            consumer.context().lock().checkpoint(&consumer, None)?;
+            since_checkpoint = 0;
+            last_checkpoint = Instant::now();
+        }
+    }
+    tracing::info!("stopping: checkpointing and committing");
+    consumer.context().lock().checkpoint(&consumer, None)?;
+    if let Some(stage) = rekeying {
+        stop.store(true, Ordering::Relaxed);
+        stage.join().map_err(|_| LiveError::Config("the repartition thread panicked".into()))??;
+    }
+    let live = consumer.context().lock();
+    let mut stats = live.stats.clone();
+    if let Some(log) = &live.alerts {
+        stats.alerts_repeated = log.repeated;
+    }
+    Ok(stats)
+}

@@ -1,0 +1,411 @@
+//! Live mode end to end, against a real Kafka-protocol broker (tansu, started
+//! by `deploy/kafka.sh`) and a third-party producer (Python confluent-kafka,
+//! `tests/kafka/produce.py`). `scripts/test.sh` installs both.
+//!
+//! Every test uses topics and groups of its own (the broker keeps its data
+//! between runs); the broker-restart test uses a broker of its own.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 19092;
+const RESTART_PORT: u16 = 19093;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kafka(port: u16, args: &[&str]) -> String {
+    let out = Command::new(repo().join("deploy/kafka.sh"))
+        .args(args)
+        .env("KAFKA_PORT", port.to_string())
+        .env("KAFKA_DATA_DIR", repo().join(format!("target/kafka-test-{port}")))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("deploy/kafka.sh runs");
+    assert!(out.status.success(), "deploy/kafka.sh {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The shared broker, started once per test binary.
+fn broker() -> &'static str {
+    static BOOTSTRAP: OnceLock<String> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| kafka(PORT, &["start"]))
+}
+
+/// A name no earlier run used (the broker keeps topics and offsets).
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn topic(port: u16, partitions: u32) -> String {
+    let name = unique("t");
+    kafka(port, &["topic", &name, &partitions.to_string()]);
+    name
+}
+
+fn aw() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+}
+
+fn generate(out: &Path, seed: u64, days: u32, principals: u32) -> PathBuf {
+    let status = aw()
+        .args(["generate", "--seed", &seed.to_string(), "--days", &days.to_string()])
+        .args(["--principals", &principals.to_string(), "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out.join("logs")
+}
+
+/// Alerts of `replay` over `paths`, as sorted JSON lines.
+fn replay(paths: &[&Path], dir: &Path) -> Vec<String> {
+    let out = dir.join(format!("{}.jsonl", unique("replay")));
+    let status = aw()
+        .arg("replay")
+        .args(paths)
+        .arg("--no-progress")
+        .arg("--alerts-out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    alerts(&out)
+}
+
+/// The alerts of `all` whose window had closed when the records of
+/// `sent` (a JSON-lines file or a folder of them) ended: live mode judges a bucket once the watermark
+/// (the newest event time less the 15 minutes of lateness) passes its end,
+/// and a stream that stops keeps its last buckets open, in the checkpoint,
+/// until later records arrive. Replay closes them at the end of its input.
+fn closed_by(all: Vec<String>, sent: &Path) -> Vec<String> {
+    let mut ev = auditwatch::event::Event::default();
+    let files = if sent.is_dir() { walk(sent) } else { vec![sent.to_path_buf()] };
+    let newest = files
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|l| auditwatch::decode::decode_json(l.as_bytes(), &mut ev).ok().map(|_| ev.time.0))
+        .max()
+        .unwrap();
+    let watermark = auditwatch::time::EventTime(newest - 15 * 60_000).to_string();
+    all.into_iter()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["window_end"].as_str().unwrap() <= watermark.as_str()
+        })
+        .collect()
+}
+
+fn alerts(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+fn alert_ids(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn produce(bootstrap: &str, topic: &str, paths: &[&Path], extra: &[&str]) -> u64 {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/kafka/produce.py"))
+        .args(["--bootstrap", bootstrap, "--topic", topic])
+        .args(extra)
+        .args(paths)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "produce.py failed");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `auditwatch run` with the test's usual flags plus `extra`.
+fn run(bootstrap: &str, group: &str, state: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = aw();
+    c.args(["run", "--brokers", bootstrap, "--group", group, "--checkpoint-seconds", "1"])
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--alerts-out")
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs to completion (`--exit-when-idle`) and returns stderr.
+fn run_to_end(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "auditwatch run failed:\n{err}");
+    err
+}
+
+/// A running `auditwatch run`, killed if the test fails before it ends.
+struct Live(Option<Child>);
+
+impl Live {
+    fn spawn(mut c: Command) -> Live {
+        Live(Some(c.spawn().unwrap()))
+    }
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+    fn signal(&mut self, name: &str) {
+        let _ = Command::new("kill").arg(format!("-{name}")).arg(self.child().id().to_string()).status();
+    }
+    /// Waits for the exit; returns whether it succeeded, and stderr.
+    fn finish(mut self) -> (bool, String) {
+        let out = self.0.take().unwrap().wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until the instance has checkpointed a partition under `state`:
+/// it holds partitions and has read records.
+fn wait_for_checkpoint(state: &Path, live: &mut Live) {
+    let child = live.child();
+    let start = Instant::now();
+    let has_checkpoint = || walk(state).iter().any(|p| p.extension().is_some_and(|e| e == "ckpt"));
+    while !has_checkpoint() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("auditwatch run exited early ({status}):\n{err}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn assert_same(got: &[String], want: &[String]) {
+    let ids = alert_ids(got);
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "duplicate alert_id");
+    if got != want {
+        let g: BTreeSet<&String> = got.iter().collect();
+        let w: BTreeSet<&String> = want.iter().collect();
+        panic!(
+            "alerts differ: {} extra, {} missing\nextra: {:#?}\nmissing: {:#?}",
+            g.difference(&w).count(),
+            w.difference(&g).count(),
+            g.difference(&w).take(3).collect::<Vec<_>>(),
+            w.difference(&g).take(3).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn a_topic_raises_what_replay_raises_for_the_same_events() {
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 3, 10, 30);
+    let samples = repo().join("../shared/samples/databricks");
+    let want = closed_by(replay(&[&logs], dir.path()), &logs);
+    assert!(want.len() > 10, "the data set raises alerts: {}", want.len());
+    let t = topic(PORT, 1);
+    produce(bootstrap, &t, &[&logs], &[]);
+    let out = dir.path().join("alerts.jsonl");
+    let err = run_to_end(run(
+        bootstrap,
+        &unique("g"),
+        &dir.path().join("state"),
+        &out,
+        &["--topic", &t, "--exit-when-idle", "3"],
+    ));
+    assert_same(&alerts(&out), &want);
+    assert!(err.contains("records: 25"), "{err}");
+
+    // The public samples, a bag of records from 2009 to 2025 in several
+    // files: compared with a replay of the records in the order produced.
+    if samples.exists() {
+        let t = topic(PORT, 1);
+        let sent = dir.path().join("samples-sent.jsonl");
+        produce(bootstrap, &t, &[&samples], &["--dump", sent.to_str().unwrap()]);
+        let want = closed_by(replay(&[&sent], dir.path()), &sent);
+        let out = dir.path().join("samples.jsonl");
+        run_to_end(run(
+            bootstrap,
+            &unique("g"),
+            &dir.path().join("state2"),
+            &out,
+            &["--topic", &t, "--exit-when-idle", "3"],
+        ));
+        assert_same(&alerts(&out), &want);
+    }
+}
+
+#[test]
+fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 5, 10, 30);
+    let want = closed_by(replay(&[&logs], dir.path()), &logs);
+    let t = topic(PORT, 1);
+    let (group, state, out) = (unique("g"), dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    // The first half, then the second half at a pace that lets the kill land mid-stream.
+    produce(bootstrap, &t, &[&logs], &["--limit", "12000"]);
+    // The killed member holds the partition until its session times out:
+    // 6 s rather than librdkafka's 45 s.
+    let config = dir.path().join("aw.toml");
+    std::fs::write(&config, "[kafka.client]\n\"session.timeout.ms\" = 6000\n").unwrap();
+    let c = config.to_str().unwrap();
+    let mut first = Live::spawn(run(bootstrap, &group, &state, &out, &["--config", c, "--topic", &t]));
+    wait_for_checkpoint(&state, &mut first);
+    let producer = std::thread::spawn({
+        let (bootstrap, t, logs) = (bootstrap.to_owned(), t.clone(), logs.clone());
+        move || produce(&bootstrap, &t, &[&logs], &["--skip", "12000", "--rate", "8000"])
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    first.signal("KILL");
+    first.finish();
+    // Restart once the dead member's session has expired: tansu 0.6 hands a
+    // partition to a member that joins while a dead one is still in the
+    // group, and does not rebalance when that session later expires.
+    std::thread::sleep(Duration::from_secs(8));
+    let before = alerts(&out).len();
+    producer.join().unwrap();
+    let err =
+        run_to_end(run(bootstrap, &group, &state, &out, &["--config", c, "--topic", &t, "--exit-when-idle", "3"]));
+    assert!(err.contains("partitions_restored: 1"), "the restart restored the checkpoint:\n{err}");
+    let got = alerts(&out);
+    assert!(got.len() > before, "the restart raised the rest ({before} before)");
+    assert_same(&got, &want);
+}
+
+#[test]
+fn two_instances_split_the_partitions_and_one_takes_over_from_the_other() {
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 7, 10, 30);
+    let changelog = topic(PORT, 2);
+
+    // One instance on the whole data set, re-keyed into 4 partitions.
+    let (input, rekeyed) = (topic(PORT, 1), topic(PORT, 4));
+    produce(bootstrap, &input, &[&logs], &[]);
+    let one = dir.path().join("one.jsonl");
+    let rk = ["--topic", &input, "--repartition-topic", &rekeyed, "--exit-when-idle", "4"];
+    run_to_end(run(bootstrap, &unique("g"), &dir.path().join("s1"), &one, &rk));
+    let want = alerts(&one);
+    assert!(want.len() > 10, "{}", want.len());
+
+    // Two instances with separate disks (state moves through the changelog).
+    let (input, rekeyed) = (topic(PORT, 1), topic(PORT, 4));
+    let group = unique("g");
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let args = ["--topic", &input, "--repartition-topic", &rekeyed, "--changelog-topic", &changelog];
+    let (sa, sb) = (dir.path().join("sa"), dir.path().join("sb"));
+    // A joins first, then B (one at a time: tansu 0.6's group coordinator
+    // copes badly with members joining at the same instant); then the
+    // first half of the records arrives and both read some.
+    let mut a = Live::spawn(run(bootstrap, &group, &sa, &a_out, &args));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut b = Live::spawn(run(bootstrap, &group, &sb, &b_out, &args));
+    std::thread::sleep(Duration::from_secs(6));
+    produce(bootstrap, &input, &[&logs], &["--limit", "12000"]);
+    wait_for_checkpoint(&sa, &mut a);
+    wait_for_checkpoint(&sb, &mut b);
+    // B stops (SIGTERM: drain, checkpoint, commit); A takes its partitions over.
+    b.signal("TERM");
+    let (ok, b_err) = b.finish();
+    assert!(ok, "{b_err}");
+    produce(bootstrap, &input, &[&logs], &["--skip", "12000"]);
+    std::thread::sleep(Duration::from_secs(8));
+    a.signal("TERM");
+    let (ok, a_err) = a.finish();
+    assert!(ok, "{a_err}");
+    assert!(!a_err.contains("partitions_restored: 0"), "A restored B's partitions from the changelog:\n{a_err}");
+    let mut got = alerts(&a_out);
+    got.extend(alerts(&b_out));
+    got.sort();
+    assert_same(&got, &want);
+}
+
+#[test]
+fn consumption_resumes_without_loss_after_a_broker_restart() {
+    let bootstrap = kafka(RESTART_PORT, &["start"]);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 9, 10, 30);
+    let want = closed_by(replay(&[&logs], dir.path()), &logs);
+    let t = topic(RESTART_PORT, 1);
+    let out = dir.path().join("alerts.jsonl");
+    produce(&bootstrap, &t, &[&logs], &["--limit", "12000"]);
+    let state = dir.path().join("state");
+    let mut live = Live::spawn(run(&bootstrap, &unique("g"), &state, &out, &["--topic", &t, "--exit-when-idle", "20"]));
+    wait_for_checkpoint(&state, &mut live);
+    kafka(RESTART_PORT, &["restart"]);
+    produce(&bootstrap, &t, &[&logs], &["--skip", "12000"]);
+    let (ok, err) = live.finish();
+    assert!(ok, "{err}");
+    assert_same(&alerts(&out), &want);
+}
+
+#[test]
+fn a_poison_record_is_quarantined_and_does_not_block_its_partition() {
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 11, 10, 30);
+    let want = closed_by(replay(&[&logs], dir.path()), &logs);
+    let t = topic(PORT, 1);
+    // Five bad records spread over the stream: not JSON, wrong types, 1970,
+    // binary, 2 MiB (over the 1 MiB record limit).
+    let records: usize = walk(&logs).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum();
+    let every = (records / 5).to_string();
+    produce(bootstrap, &t, &[&logs], &["--poison-every", &every]);
+    let (group, state, out) = (unique("g"), dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let quarantine = dir.path().join("quarantine.jsonl");
+    let q = quarantine.to_str().unwrap();
+    run_to_end(run(bootstrap, &group, &state, &out, &["--topic", &t, "--quarantine", q, "--exit-when-idle", "3"]));
+    assert_same(&alerts(&out), &want);
+    let refused = std::fs::read_to_string(&quarantine).unwrap();
+    let reasons: Vec<String> = refused
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    for reason in ["malformed_json", "missing_field", "time_out_of_range", "invalid_utf8", "too_large"] {
+        assert!(reasons.contains(&reason.to_owned()), "{reason} not in {reasons:?}");
+    }
+    // Their offsets were committed like any other: a restart reads nothing again.
+    let err =
+        run_to_end(run(bootstrap, &group, &state, &out, &["--topic", &t, "--quarantine", q, "--exit-when-idle", "3"]));
+    assert!(err.contains("records: 0"), "{err}");
+    assert_eq!(std::fs::read_to_string(&quarantine).unwrap(), refused);
+}
