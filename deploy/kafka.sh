@@ -22,6 +22,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${KAFKA_PORT:-9092}"
 data="${KAFKA_DATA_DIR:-$repo/target/kafka-$port}"
+mkdir -p "$data"
+data="$(cd "$data" && pwd)" # absolute: the broker runs from inside it
 bootstrap="127.0.0.1:$port"
 tansu_version="0.6.0"
 

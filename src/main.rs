@@ -348,7 +348,7 @@ fn main() -> Result<()> {
                 print_alerts,
             };
             let stats = auditwatch::live::run(&opts, pipeline)?;
-            eprintln!("{stats:?}");
+            eprint!("{stats}");
         }
         Command::Replay {
             paths,

@@ -39,13 +39,21 @@ pub struct PartitionCheckpoint {
 impl PartitionCheckpoint {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAGIC.len() + 16 + self.state.len() + SUM);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&(self.state.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.state);
-        let sum = Sha256::digest(&out);
-        out.extend_from_slice(&sum[..SUM]);
+        for piece in self.pieces() {
+            out.extend_from_slice(&piece);
+        }
         out
+    }
+
+    /// The encoding in pieces (header, state, checksum), so that a large
+    /// state is written without another copy of it in memory.
+    fn pieces(&self) -> [std::borrow::Cow<'_, [u8]>; 3] {
+        let mut head = Vec::with_capacity(MAGIC.len() + 16);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&self.offset.to_le_bytes());
+        head.extend_from_slice(&(self.state.len() as u64).to_le_bytes());
+        let sum = Sha256::new().chain_update(&head).chain_update(&self.state).finalize();
+        [head.into(), self.state.as_slice().into(), sum[..SUM].to_vec().into()]
     }
 
     pub fn decode(what: &str, bytes: &[u8]) -> Result<Self, StoreError> {
@@ -102,7 +110,9 @@ impl CheckpointStore {
             move |source| StoreError::Io { path: p, source }
         };
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&cp.encode()).map_err(io(&tmp))?;
+        for piece in cp.pieces() {
+            f.write_all(&piece).map_err(io(&tmp))?;
+        }
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;

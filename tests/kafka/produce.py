@@ -83,11 +83,23 @@ def main():
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--rate", type=float, default=None)
     ap.add_argument("--poison-every", type=int, default=None)
+    ap.add_argument("--synthetic-principals", type=int, default=None,
+                    help="instead of PATHs: one query event for each of N distinct principals (state-size benchmark)")
     ap.add_argument("--dump", help="also write the produced records, in order, to this file (JSON lines)")
-    ap.add_argument("paths", nargs="+")
+    ap.add_argument("paths", nargs="*")
     a = ap.parse_args()
 
     records = []
+    for i in range(a.synthetic_principals or 0):
+        t = 1704067200000 + i * 3  # 2024-01-01, 3 ms apart
+        records.append(json.dumps({
+            "version": "2.0", "timestamp": t, "workspaceId": "1234567890123456",
+            "sourceIPAddress": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", "userAgent": "python-requests/2.31.0",
+            "userIdentity": {"email": f"user{i}@bench.example"}, "serviceName": "databrickssql",
+            "actionName": "commandSubmit", "requestId": f"bench-{i}",
+            "requestParams": {"warehouseId": "wh-1", "commandId": f"c{i}", "commandText": "SELECT 1"},
+            "response": {"statusCode": 200},
+        }, separators=(",", ":")).encode())
     for f in files_of(a.paths):
         with open(f, "rb") as fh:
             for line in fh:
