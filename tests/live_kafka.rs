@@ -392,7 +392,14 @@ fn a_poison_record_is_quarantined_and_does_not_block_its_partition() {
     let (group, state, out) = (unique("g"), dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let quarantine = dir.path().join("quarantine.jsonl");
     let q = quarantine.to_str().unwrap();
-    run_to_end(run(bootstrap, &group, &state, &out, &["--topic", &t, "--quarantine", q, "--exit-when-idle", "3"]));
+    let qt = topic(PORT, 1);
+    run_to_end(run(
+        bootstrap,
+        &group,
+        &state,
+        &out,
+        &["--topic", &t, "--quarantine", q, "--quarantine-topic", &qt, "--exit-when-idle", "3"],
+    ));
     assert_same(&alerts(&out), &want);
     let refused = std::fs::read_to_string(&quarantine).unwrap();
     let reasons: Vec<String> = refused
@@ -403,6 +410,25 @@ fn a_poison_record_is_quarantined_and_does_not_block_its_partition() {
     for reason in ["malformed_json", "missing_field", "time_out_of_range", "invalid_utf8", "too_large"] {
         assert!(reasons.contains(&reason.to_owned()), "{reason} not in {reasons:?}");
     }
+    // The quarantine topic holds the same records, with their reason, read
+    // back with the third-party client.
+    let script = format!(
+        "from confluent_kafka import Consumer\n\
+         c = Consumer({{'bootstrap.servers': '{bootstrap}', 'group.id': 'qcheck', 'auto.offset.reset': 'earliest'}})\n\
+         c.subscribe(['{qt}'])\n\
+         got = []\n\
+         while len(got) < 5:\n\
+         \x20   m = c.poll(30)\n\
+         \x20   if m is None: break\n\
+         \x20   got.append(dict(m.headers())['reason'].decode())\n\
+         print(' '.join(sorted(got)))\n"
+    );
+    let read = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let mut from_topic: Vec<&str> = std::str::from_utf8(&read.stdout).unwrap().split_whitespace().collect();
+    from_topic.sort_unstable();
+    let mut sorted: Vec<&str> = reasons.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    assert_eq!(from_topic, sorted, "{}", String::from_utf8_lossy(&read.stderr));
     // Their offsets were committed like any other: a restart reads nothing again.
     let err =
         run_to_end(run(bootstrap, &group, &state, &out, &["--topic", &t, "--quarantine", q, "--exit-when-idle", "3"]));

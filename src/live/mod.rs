@@ -49,6 +49,10 @@ use std::time::{Duration, Instant};
 /// access model) and nothing else.
 pub const COPY_HEADER: &str = "auditwatch-copy";
 
+/// The header that marks the head of a record the repartition stage found
+/// too large to forward (its value: the record's size in bytes).
+pub const TOO_LARGE_HEADER: &str = "auditwatch-too-large";
+
 /// Queues `record`, serving delivery reports while the producer's local
 /// queue is full (back-pressure, not an error).
 fn send_waiting<'a>(
@@ -291,11 +295,15 @@ impl Live {
         let copy = m.headers().is_some_and(|h| h.iter().any(|h| h.key == COPY_HEADER));
         let payload = m.payload().unwrap_or_default();
         let mut refused: Vec<(QuarantineReason, &[u8])> = Vec::new();
-        if payload.iter().all(u8::is_ascii_whitespace) {
+        let too_large = m.headers().is_some_and(|h| h.iter().any(|h| h.key == TOO_LARGE_HEADER));
+        if too_large {
+            refused.push((QuarantineReason::TooLarge, payload));
+        } else if payload.iter().all(u8::is_ascii_whitespace) {
             refused.push((QuarantineReason::MissingField, payload));
         }
         // A message holds one record, or several as JSON lines.
-        for line in payload.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+        let lines = if too_large { &[][..] } else { payload };
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
             if line.len() > self.max_record_bytes {
                 refused.push((QuarantineReason::TooLarge, line));
                 continue;
@@ -347,9 +355,18 @@ impl Live {
         }
         if let Some((producer, topic)) = self.quarantine_topic.as_ref() {
             let key = format!("{}@{}", position.origin, position.record);
+            // Cut like the quarantine file: a record over the broker's
+            // message limit must not stop the process.
+            let cut = &raw[..raw.len().min(crate::sink::QUARANTINE_RAW_LIMIT)];
+            let size = raw.len().to_string();
             let headers = rdkafka::message::OwnedHeaders::new()
-                .insert(rdkafka::message::Header { key: "reason", value: Some(reason.name()) });
-            send_waiting(producer, BaseRecord::to(topic).key(key.as_str()).payload(raw).headers(headers))?;
+                .insert(rdkafka::message::Header { key: "reason", value: Some(reason.name()) })
+                .insert(rdkafka::message::Header { key: "size", value: Some(&size) })
+                .insert(rdkafka::message::Header {
+                    key: "truncated",
+                    value: Some(if cut.len() < raw.len() { "true" } else { "false" }),
+                });
+            send_waiting(producer, BaseRecord::to(topic).key(key.as_str()).payload(cut).headers(headers))?;
             producer.poll(Duration::ZERO);
         }
         Ok(())

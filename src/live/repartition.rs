@@ -105,12 +105,20 @@ pub fn spawn(cfg: &LiveConfig, stop: Arc<AtomicBool>) -> Result<JoinHandle<Resul
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     let interval = cfg.checkpoint_interval;
+    let max_record_bytes = cfg.max_record_bytes;
     tracing::info!(%group, %target, partitions, "re-keying the input topics by principal");
     std::thread::Builder::new()
         .name("repartition".into())
         .spawn(move || {
-            let mut stage =
-                Stage { consumer, producer, target, partitions, router: Router::default(), pending: BTreeMap::new() };
+            let mut stage = Stage {
+                consumer,
+                producer,
+                target,
+                partitions,
+                router: Router::default(),
+                max_record_bytes,
+                pending: BTreeMap::new(),
+            };
             let result = stage.run(&stop, interval);
             if result.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -126,6 +134,7 @@ struct Stage {
     target: String,
     partitions: i32,
     router: Router,
+    max_record_bytes: usize,
     /// Next input offset per (topic, partition), committed after a flush.
     pending: BTreeMap<(String, i32), i64>,
 }
@@ -138,11 +147,19 @@ impl Stage {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     let payload = m.payload().unwrap_or_default();
-                    let route = match decode_json(payload, &mut ev) {
-                        Ok(_) => self.router.route(&ev),
-                        Err(_) => Route::Key(String::new()),
-                    };
-                    self.send(payload, &route)?;
+                    if payload.len() > self.max_record_bytes {
+                        // Too large to be a record, and maybe to be a message
+                        // of the target topic: its head goes on, marked, to be
+                        // quarantined as `too_large` downstream.
+                        let cut = &payload[..payload.len().min(crate::sink::QUARANTINE_RAW_LIMIT)];
+                        self.send_too_large(cut, payload.len())?;
+                    } else {
+                        let route = match decode_json(payload, &mut ev) {
+                            Ok(_) => self.router.route(&ev),
+                            Err(_) => Route::Key(String::new()),
+                        };
+                        self.send(payload, &route)?;
+                    }
                     self.pending.insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "repartition consumer error"),
@@ -154,6 +171,14 @@ impl Stage {
             }
         }
         self.commit()
+    }
+
+    fn send_too_large(&self, head: &[u8], size: usize) -> Result<(), LiveError> {
+        let size = size.to_string();
+        let headers = OwnedHeaders::new().insert(Header { key: super::TOO_LARGE_HEADER, value: Some(&size) });
+        let record = BaseRecord::to(&self.target).partition(0).key("").payload(head).headers(headers);
+        super::send_waiting(&self.producer, record)?;
+        Ok(())
     }
 
     fn send(&self, payload: &[u8], route: &Route) -> Result<(), LiveError> {
