@@ -128,6 +128,9 @@ enum Command {
         /// Print each new alert as a JSON line on stdout.
         #[arg(long)]
         print_alerts: bool,
+        /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR (e.g. 0.0.0.0:9464).
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
         #[command(flatten)]
         detectors: DetectorArgs,
     },
@@ -314,6 +317,7 @@ fn main() -> Result<()> {
             checkpoint_seconds,
             exit_when_idle,
             print_alerts,
+            serve,
             detectors,
         } => {
             let mut live = match &config {
@@ -346,6 +350,7 @@ fn main() -> Result<()> {
                 live,
                 exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
                 print_alerts,
+                serve,
             };
             let stats = auditwatch::live::run(&opts, pipeline)?;
             eprint!("{stats}");

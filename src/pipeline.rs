@@ -681,6 +681,11 @@ impl Pipeline {
         self.stats.principals = self.names.len() as u64;
     }
 
+    /// Principals with state.
+    pub fn principals(&self) -> usize {
+        self.names.len()
+    }
+
     pub fn detectors(&self) -> &[CountDetector] {
         &self.detectors
     }

@@ -435,3 +435,71 @@ fn a_poison_record_is_quarantined_and_does_not_block_its_partition() {
     assert!(err.contains("records: 0"), "{err}");
     assert_eq!(std::fs::read_to_string(&quarantine).unwrap(), refused);
 }
+
+/// GET `path` from `addr`: the status code and the body.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()))
+}
+
+/// The value of the first sample of `metric` whose line contains `with`.
+fn sample(body: &str, metric: &str, with: &str) -> Option<f64> {
+    body.lines().filter(|l| l.starts_with(metric) && l.contains(with)).find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_health_and_readiness_are_served_while_running() {
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 13, 10, 30);
+    let t = topic(PORT, 1);
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let state = dir.path().join("state");
+    let mut live = Live::spawn(run(
+        bootstrap,
+        &unique("g"),
+        &state,
+        &dir.path().join("a.jsonl"),
+        &["--topic", &t, "--serve", &addr],
+    ));
+    // Healthy at once; ready only once a partition is assigned.
+    let start = Instant::now();
+    while http_get(&addr, "/healthz").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "no /healthz");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while http_get(&addr, "/readyz").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(60), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let n = produce(bootstrap, &t, &[&logs], &[]);
+    wait_for_checkpoint(&state, &mut live);
+    // Wait for the records to be read and a checkpoint to report them.
+    let mut body = String::new();
+    while sample(&body, "auditwatch_records_total", "scored") != Some(n as f64)
+        || sample(&body, "auditwatch_checkpoints_total", "") < Some(2.0)
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "metrics never caught up:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+        body = http_get(&addr, "/metrics").unwrap().1;
+    }
+    assert_eq!(sample(&body, "auditwatch_partitions_assigned", ""), Some(1.0), "{body}");
+    assert!(sample(&body, "auditwatch_alerts_total", "severity=").is_some_and(|v| v >= 1.0), "{body}");
+    assert!(sample(&body, "auditwatch_principals_tracked", "").is_some_and(|v| v >= 30.0), "{body}");
+    assert!(sample(&body, "auditwatch_last_checkpoint_timestamp_seconds", "").is_some_and(|v| v > 1.7e9), "{body}");
+    assert!(body.contains("auditwatch_consumer_lag_records{partition=\"0\""), "{body}");
+    assert!(body.contains("auditwatch_produce_to_alert_seconds_bucket"), "{body}");
+    assert!(body.contains("auditwatch_build_info{version="), "{body}");
+    assert_eq!(http_get(&addr, "/nope").map(|r| r.0), Some(404));
+    live.signal("TERM");
+    let (ok, err) = live.finish();
+    assert!(ok, "{err}");
+}

@@ -24,6 +24,7 @@
 mod changelog;
 mod checkpoint;
 mod config;
+mod metrics;
 mod repartition;
 
 pub use config::{LiveConfig, LiveConfigError};
@@ -185,6 +186,9 @@ struct Live {
     latency: hdrhistogram::Histogram<u64>,
     first_record: Option<Instant>,
     last_record: Option<Instant>,
+    metrics: metrics::LiveMetrics,
+    /// `/readyz`: partitions assigned and their state restored.
+    ready: Arc<AtomicBool>,
 }
 
 struct LiveContext {
@@ -214,8 +218,11 @@ impl ConsumerContext for LiveContext {
             for key in revoked {
                 if live.parts.remove(&key).is_some() {
                     live.stats.partitions_revoked += 1;
+                    let _ = live.metrics.lag.remove_label_values(&[&key.0, &key.1.to_string()]);
                 }
             }
+            live.metrics.partitions.set(live.parts.len() as i64);
+            live.ready.store(!live.parts.is_empty(), Ordering::Relaxed);
         }
     }
 
@@ -229,6 +236,8 @@ impl ConsumerContext for LiveContext {
                     }
                 }
                 tracing::info!(partitions = live.parts.len(), "partitions assigned");
+                live.metrics.partitions.set(live.parts.len() as i64);
+                live.ready.store(!live.parts.is_empty() && live.failed.is_none(), Ordering::Relaxed);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
@@ -283,6 +292,7 @@ impl Live {
         let offset = m.offset();
         if offset < part.skip_below {
             stats.skipped_below_checkpoint += 1;
+            self.metrics.records.with_label_values(&["skipped"]).inc();
             return Ok(());
         }
         part.next = offset + 1;
@@ -293,6 +303,7 @@ impl Live {
         self.last_record = Some(now);
         let produced_ms = m.timestamp().to_millis();
         let copy = m.headers().is_some_and(|h| h.iter().any(|h| h.key == COPY_HEADER));
+        self.metrics.records.with_label_values(&[if copy { "copy" } else { "scored" }]).inc();
         let payload = m.payload().unwrap_or_default();
         let mut refused: Vec<(QuarantineReason, &[u8])> = Vec::new();
         let too_large = m.headers().is_some_and(|h| h.iter().any(|h| h.key == TOO_LARGE_HEADER));
@@ -331,6 +342,7 @@ impl Live {
             let latency = (now_ms - produced).clamp(1, 86_400_000) as u64;
             for _ in 0..raised.len() {
                 let _ = self.latency.record(latency);
+                self.metrics.latency.observe(latency as f64 / 1000.0);
             }
         }
         if !refused.is_empty() {
@@ -344,6 +356,7 @@ impl Live {
 
     fn quarantine(&mut self, reason: QuarantineReason, position: &Position, raw: &[u8]) -> Result<(), LiveError> {
         self.stats.quarantined += 1;
+        self.metrics.quarantined.with_label_values(&[reason.name()]).inc();
         tracing::debug!(
             reason = reason.name(),
             origin = &*position.origin,
@@ -381,11 +394,16 @@ impl Live {
                 Some(log) => {
                     if log.write(&a)? {
                         self.stats.alerts_written += 1;
+                        self.metrics.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
                     } else {
                         self.stats.alerts_repeated += 1;
+                        self.metrics.alerts_repeated.inc();
                     }
                 }
-                None => self.stats.alerts_written += 1,
+                None => {
+                    self.stats.alerts_written += 1;
+                    self.metrics.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
+                }
             }
         }
         Ok(())
@@ -409,7 +427,13 @@ impl Live {
             producer.flush(Duration::from_secs(30))?;
         }
         let mut offsets = TopicPartitionList::new();
+        let mut written = 0;
         for ((topic, partition), part) in self.parts.iter_mut() {
+            if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
+                && high >= 0
+            {
+                self.metrics.lag.with_label_values(&[topic, &partition.to_string()]).set((high - part.next).max(0));
+            }
             if only.is_some_and(|keys| !keys.iter().any(|(t, p)| t == topic && p == partition)) {
                 continue;
             }
@@ -417,6 +441,7 @@ impl Live {
                 continue;
             }
             let state = part.pipeline.checkpoint();
+            written += state.len();
             let cp = PartitionCheckpoint { offset: part.next, state };
             self.store.save(topic, *partition, &cp)?;
             if let Some(log) = self.changelog.as_mut() {
@@ -429,11 +454,17 @@ impl Live {
             log.flush()?;
         }
         self.stats.checkpoints += 1;
+        self.metrics.checkpoints.inc();
+        self.metrics.checkpoint_bytes.set(written as i64);
+        self.metrics.principals.set(self.parts.values().map(|p| p.pipeline.principals()).sum::<usize>() as i64);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.metrics.last_checkpoint.set(now as i64);
         if offsets.count() > 0 {
             // A failed commit loses nothing: the state on disk covers the
             // records, and after a restart they are skipped by offset.
             if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
                 self.stats.commit_failures += 1;
+                self.metrics.commit_failures.inc();
                 tracing::warn!(error = %e, "offset commit failed; the next checkpoint retries it");
             }
         }
@@ -449,6 +480,8 @@ pub struct RunOptions {
     /// benchmarks); `None` runs until SIGTERM or SIGINT.
     pub exit_when_idle: Option<Duration>,
     pub print_alerts: bool,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    pub serve: Option<String>,
 }
 
 /// Consumes until SIGTERM/SIGINT (or `exit_when_idle`), then drains,
@@ -490,6 +523,15 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveE
             .map_err(|e| LiveError::Config(format!("latency histogram: {e}")))?,
         first_record: None,
         last_record: None,
+        metrics: metrics::LiveMetrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let _server = match &opts.serve {
+        Some(addr) => Some(
+            crate::telemetry::serve::Server::start(addr, live.metrics.registry.clone(), Arc::clone(&live.ready))
+                .map_err(|e| LiveError::Config(e.to_string()))?,
+        ),
+        None => None,
     };
     if let Some(log) = &live.alerts {
         tracing::info!(held = log.held, "alert log opened");

@@ -2,8 +2,10 @@
 //!
 //! Counters are plain integers indexed by closed enums (shape, quarantine
 //! reason), so counting costs an add on the hot path and labels stay
-//! bounded: never a principal, an IP or an error text. The Prometheus
-//! exposition of the same counters lands with the metrics endpoint.
+//! bounded: never a principal, an IP or an error text. `serve` exposes a
+//! Prometheus registry over HTTP (live mode's metrics: `live::metrics`).
+
+pub mod serve;
 
 use crate::decode::QuarantineReason;
 use crate::event::Shape;
