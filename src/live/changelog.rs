@@ -54,17 +54,23 @@ impl Changelog {
 
     /// Queues a checkpoint (sent by [`Changelog::flush`]).
     pub fn publish(&mut self, topic: &str, partition: i32, cp: &PartitionCheckpoint) -> Result<(), StoreError> {
-        let bytes = cp.encode();
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
-        let n = chunks.len().to_string();
+        let encoded = cp.encoded();
+        let total = encoded.len();
+        let count = total.div_ceil(CHUNK);
+        let n = count.to_string();
         let generation = cp.offset.to_string();
         let home = self.home(topic, partition);
-        for (i, chunk) in chunks.iter().enumerate().rev() {
+        for i in (0..count).rev() {
+            let chunk = encoded.range(i * CHUNK..((i + 1) * CHUNK).min(total));
             let key = format!("{topic}/{partition}/{i}");
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "offset", value: Some(&generation) })
                 .insert(Header { key: "chunks", value: Some(&n) });
-            let record = BaseRecord::to(&self.topic).partition(home).key(key.as_str()).payload(*chunk).headers(headers);
+            let record = BaseRecord::to(&self.topic)
+                .partition(home)
+                .key(key.as_str())
+                .payload(chunk.as_slice())
+                .headers(headers);
             super::send_waiting(&self.producer, record).map_err(err)?;
         }
         Ok(())

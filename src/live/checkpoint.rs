@@ -37,12 +37,20 @@ pub struct PartitionCheckpoint {
 }
 
 impl PartitionCheckpoint {
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAGIC.len() + 16 + self.state.len() + SUM);
         for piece in self.pieces() {
             out.extend_from_slice(&piece);
         }
         out
+    }
+
+    /// The encoding, to be read a range at a time (the changelog sends a
+    /// large checkpoint a message at a time, without a second copy of all
+    /// of it; the checksum is computed once).
+    pub fn encoded(&self) -> Encoded<'_> {
+        Encoded { pieces: self.pieces() }
     }
 
     /// The encoding in pieces (header, state, checksum), so that a large
@@ -73,6 +81,31 @@ impl PartitionCheckpoint {
             return Err(damaged("length mismatch"));
         }
         Ok(PartitionCheckpoint { offset, state: body[head..].to_vec() })
+    }
+}
+
+/// A checkpoint's encoding in pieces (header, state, checksum).
+pub struct Encoded<'a> {
+    pieces: [std::borrow::Cow<'a, [u8]>; 3],
+}
+
+impl Encoded<'_> {
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.len()).sum()
+    }
+
+    /// Bytes `range` of the encoding, copied.
+    pub fn range(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(range.len());
+        let mut at = 0;
+        for piece in &self.pieces {
+            let (from, to) = (range.start.max(at), range.end.min(at + piece.len()));
+            if from < to {
+                out.extend_from_slice(&piece[from - at..to - at]);
+            }
+            at += piece.len();
+        }
+        out
     }
 }
 
@@ -138,6 +171,11 @@ mod tests {
         store.save("audit", 3, &cp).unwrap();
         assert_eq!(store.load("audit", 3).unwrap(), Some(cp.clone()));
         let bytes = cp.encode();
+        let encoded = cp.encoded();
+        let rejoined: Vec<u8> =
+            (0..bytes.len()).step_by(7).flat_map(|i| encoded.range(i..(i + 7).min(bytes.len()))).collect();
+        assert_eq!(rejoined, bytes);
+        assert_eq!(encoded.len(), bytes.len());
         for cut in 0..bytes.len() {
             assert!(PartitionCheckpoint::decode("t", &bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -163,6 +163,8 @@ struct Part {
     skip_below: i64,
     /// Records read since the last checkpoint.
     dirty: bool,
+    /// Size of the last checkpoint: the next one's buffer starts this big.
+    last_bytes: usize,
 }
 
 /// Everything the consumer's rebalance callbacks need: the partitions and
@@ -267,12 +269,18 @@ impl Live {
                 })?;
                 self.stats.partitions_restored += 1;
                 tracing::info!(topic, partition, offset, "partition state restored");
-                Part { pipeline, next: offset, skip_below: offset, dirty: false }
+                Part { pipeline, next: offset, skip_below: offset, dirty: false, last_bytes: state.len() }
             }
             None => {
                 self.stats.partitions_started_fresh += 1;
                 tracing::info!(topic, partition, "no checkpoint for this partition: starting with empty baselines");
-                Part { pipeline: Pipeline::new(self.config.clone()), next: 0, skip_below: 0, dirty: false }
+                Part {
+                    pipeline: Pipeline::new(self.config.clone()),
+                    next: 0,
+                    skip_below: 0,
+                    dirty: false,
+                    last_bytes: 0,
+                }
             }
         };
         self.parts.insert(key, part);
@@ -440,7 +448,8 @@ impl Live {
             if !part.dirty {
                 continue;
             }
-            let state = part.pipeline.checkpoint();
+            let state = part.pipeline.checkpoint_sized(part.last_bytes + part.last_bytes / 8);
+            part.last_bytes = state.len();
             written += state.len();
             let cp = PartitionCheckpoint { offset: part.next, state };
             self.store.save(topic, *partition, &cp)?;

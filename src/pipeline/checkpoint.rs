@@ -57,15 +57,27 @@ impl Pipeline {
     /// window, the watermark, prices, job runs in flight and job owners, the
     /// access model, peer groups and the counters.
     pub fn checkpoint(&self) -> Vec<u8> {
-        // Serializing owned, in-memory state cannot fail (no maps with
-        // non-string keys matter to postcard, no I/O).
-        let payload = postcard::to_stdvec(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(HEAD + payload.len() + SUM);
+        self.checkpoint_sized(0)
+    }
+
+    /// [`Pipeline::checkpoint`] into a buffer of `capacity` bytes to begin
+    /// with (the size of the previous checkpoint is a good guess): a large
+    /// state is serialized straight into its final buffer, never copied and
+    /// rarely reallocated, which keeps the memory peak of a checkpoint near
+    /// the size of the checkpoint itself.
+    pub fn checkpoint_sized(&self, capacity: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity.max(HEAD + SUM));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&fingerprint(&self.config));
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&payload);
+        out.extend_from_slice(&0u64.to_le_bytes());
+        // Writing owned, in-memory state into a Vec cannot fail.
+        if let Err(e) = postcard::to_io(self, &mut out) {
+            tracing::error!(error = %e, "checkpoint serialization failed");
+            out.truncate(HEAD);
+        }
+        let len = (out.len() - HEAD) as u64;
+        out[44..52].copy_from_slice(&len.to_le_bytes());
         let sum = Sha256::digest(&out);
         out.extend_from_slice(&sum[..SUM]);
         out
