@@ -3,12 +3,21 @@
 //! Needs no services, no network and no input files.
 
 use crate::generate::{GenerateConfig, generate};
-use crate::pipeline::{PipelineConfig, ReplayOptions, replay};
+use crate::pipeline::{PipelineConfig, ReplayOptions, replay_to};
+use crate::sink::FanOut;
 use crate::sink::render_alert;
 use std::path::Path;
 
-/// Runs the demo, printing to stdout.
-pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow::Result<()> {
+/// Runs the demo, printing to stdout; alerts also go to `sinks`, which are
+/// drained for up to `drain_timeout`. Returns what the sinks did.
+pub fn run(
+    seed: u64,
+    days: u32,
+    principals: u32,
+    keep: Option<&Path>,
+    mut sinks: FanOut,
+    drain_timeout: std::time::Duration,
+) -> anyhow::Result<crate::sink::DeliveryReport> {
     let tmp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(tmp.path());
     let cfg = GenerateConfig { days, principals, seed, ..Default::default() };
@@ -36,7 +45,8 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
     let snapshot = dir.join(crate::generate::ACCESS_SNAPSHOT);
     let text = std::fs::read_to_string(&snapshot)?;
     config.access_snapshot = crate::access::parse_snapshot(&snapshot.display().to_string(), &text)?;
-    let report = replay(&opts, config)?;
+    let report = replay_to(&opts, config, &mut sinks)?;
+    let delivery = sinks.finish(drain_timeout)?;
     println!("== alerts ({}) ==\n", report.alerts.len());
     for a in &report.alerts {
         println!("{}", render_alert(a));
@@ -58,5 +68,6 @@ pub fn run(seed: u64, days: u32, principals: u32, keep: Option<&Path>) -> anyhow
         Some(path) => println!("data, alerts and quarantine kept in {} (alerts: {})", dir.display(), path.display()),
         None => println!("(generated data removed; pass --keep DIR to keep it, with the alerts as JSON lines)"),
     }
-    Ok(())
+    print!("{delivery}");
+    Ok(delivery)
 }

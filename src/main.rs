@@ -5,7 +5,9 @@ use anyhow::{Context, Result, bail};
 use auditwatch::detect::allowlist::Allowlist;
 use auditwatch::detect::definition;
 use auditwatch::live::{LiveConfig, RunOptions};
-use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay};
+use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay_to};
+use auditwatch::sink::config::{DeliveryConfig, Secret};
+use auditwatch::sink::{DeliveryReport, FanOut, Mode};
 use auditwatch::time::{EventTime, MS_PER_HOUR};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -76,6 +78,12 @@ enum Command {
         /// Decode on the pipeline's own thread instead of one thread per input stream.
         #[arg(long)]
         inline_decode: bool,
+        /// Configuration file: its [[sink]] tables and [delivery] section
+        /// send the alerts to SIEMs, chat and files (README, "Sinks").
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        sinks: SinkArgs,
     },
     /// Live mode: consume Kafka topics in a consumer group and raise alerts
     /// as the records arrive, with checkpointed state and at-least-once
@@ -133,6 +141,22 @@ enum Command {
         serve: Option<String>,
         #[command(flatten)]
         detectors: DetectorArgs,
+        #[command(flatten)]
+        sinks: SinkArgs,
+    },
+    /// Deliver the alerts that earlier runs left in the sinks' spools (a
+    /// receiver was down), then exit. Exits 75 if some are still undelivered
+    /// at the drain timeout.
+    Deliver {
+        /// Configuration file with the [[sink]] tables of the run that spooled them.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The state directory of `auditwatch run` (its spool is STATE_DIR/spool);
+        /// without it, --spool-dir or [delivery] spool_dir, else `auditwatch-spool`.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        sinks: SinkArgs,
     },
     /// Write realistic synthetic Databricks activity with labelled incidents.
     Generate {
@@ -219,7 +243,98 @@ enum Command {
         /// Keep the generated data here instead of a temporary directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Configuration file with [[sink]] tables: the demo's alerts go there too.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        sinks: SinkArgs,
     },
+}
+
+/// Where alerts go besides the alerts file, shared by `replay`, `run`,
+/// `demo` and `deliver`. Other sinks come from the config file.
+#[derive(Debug, clap::Args)]
+struct SinkArgs {
+    /// POST each alert as JSON to URL (repeatable): a generic webhook sink,
+    /// retried with backoff, spooled on disk until delivered.
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
+    /// Sign webhook bodies with HMAC-SHA256 (header `X-Auditwatch-Signature:
+    /// sha256=HEX`) using the key in environment variable NAME.
+    #[arg(long, value_name = "NAME")]
+    webhook_secret_env: Option<String>,
+    /// Seconds to wait at the end for sinks to deliver what they hold;
+    /// the rest stays in the spool [default: 30, or [delivery] drain_timeout_seconds].
+    #[arg(long, value_name = "S")]
+    drain_timeout: Option<f64>,
+    /// Folder of the sinks' spools and dead-letter files [default: [delivery]
+    /// spool_dir, else `auditwatch-spool`, or STATE_DIR/spool for `run`].
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
+}
+
+impl SinkArgs {
+    /// The sinks of the config file plus the `--webhook` shortcuts.
+    fn delivery(&self, config: Option<&std::path::Path>, detectors: &[&str]) -> Result<DeliveryConfig> {
+        let mut delivery = match config {
+            Some(path) => DeliveryConfig::load(path, detectors)?,
+            None => DeliveryConfig::default(),
+        };
+        let secret = match &self.webhook_secret_env {
+            Some(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                _ => bail!("--webhook-secret-env {name}: the environment variable is not set"),
+            },
+            None => None,
+        };
+        for url in &self.webhooks {
+            delivery.sinks.push(auditwatch::sink::config::webhook_shortcut(url, secret.clone())?);
+        }
+        if let Some(s) = self.drain_timeout {
+            if !(s.is_finite() && s >= 0.0) {
+                bail!("--drain-timeout {s}: not a non-negative number of seconds");
+            }
+            delivery.drain_timeout = Some(std::time::Duration::from_secs_f64(s));
+        }
+        if let Some(dir) = &self.spool_dir {
+            delivery.spool_dir = Some(dir.clone());
+        }
+        Ok(delivery)
+    }
+
+    /// Opens the sinks of a batch run (`replay`, `demo`, `deliver`).
+    fn open(
+        &self,
+        config: Option<&std::path::Path>,
+        detectors: &[&str],
+        default_spool: PathBuf,
+    ) -> Result<(FanOut, std::time::Duration)> {
+        let delivery = self.delivery(config, detectors)?;
+        let spool = delivery.spool_dir.clone().unwrap_or(default_spool);
+        let fanout = FanOut::open(&delivery, &spool, Mode::Batch, &prometheus::Registry::new())?;
+        Ok((fanout, delivery.drain_timeout.unwrap_or(DEFAULT_DRAIN)))
+    }
+}
+
+/// How long a run waits at its end for sinks to deliver.
+const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Exit status when alerts stay in a spool past the drain timeout
+/// (EX_TEMPFAIL: nothing is lost; run again, or `auditwatch deliver`).
+const EXIT_UNDELIVERED: i32 = 75;
+
+fn exit_if_undelivered(report: &DeliveryReport) {
+    if report.remaining() > 0 {
+        eprintln!(
+            "{} alerts are not delivered yet and stay in the spool; `auditwatch deliver` (or the next run) sends them",
+            report.remaining()
+        );
+        std::process::exit(EXIT_UNDELIVERED);
+    }
+}
+
+fn detector_names(config: &PipelineConfig) -> Vec<&str> {
+    config.definitions.iter().map(|d| d.name.as_str()).collect()
 }
 
 /// What the detectors are told, shared by `replay` and `run`.
@@ -319,6 +434,7 @@ fn main() -> Result<()> {
             print_alerts,
             serve,
             detectors,
+            sinks,
         } => {
             let mut live = match &config {
                 Some(path) => LiveConfig::load(path)?,
@@ -346,14 +462,21 @@ fn main() -> Result<()> {
             }
             live.validate()?;
             let pipeline = detectors.pipeline_config()?;
+            let mut delivery = sinks.delivery(config.as_deref(), &detector_names(&pipeline))?;
+            delivery.spool_dir.get_or_insert_with(|| live.state_dir.join("spool"));
+            delivery.drain_timeout.get_or_insert(DEFAULT_DRAIN);
             let opts = RunOptions {
                 live,
                 exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
                 print_alerts,
                 serve,
+                delivery,
             };
-            let stats = auditwatch::live::run(&opts, pipeline)?;
-            eprint!("{stats}");
+            let (stats, report) = auditwatch::live::run(&opts, pipeline)?;
+            eprint!("{stats}{report}");
+            if report.remaining() > 0 {
+                eprintln!("{} alerts stay in the spool; the next start delivers them", report.remaining());
+            }
         }
         Command::Replay {
             paths,
@@ -368,8 +491,12 @@ fn main() -> Result<()> {
             print_alerts,
             no_progress,
             inline_decode,
+            config: config_file,
+            sinks,
         } => {
             let mut config = detectors.pipeline_config()?;
+            let (mut fanout, drain) =
+                sinks.open(config_file.as_deref(), &detector_names(&config), PathBuf::from("auditwatch-spool"))?;
             config.from = from;
             config.to = to;
             config.warmup_ms = warmup_hours * MS_PER_HOUR;
@@ -382,13 +509,15 @@ fn main() -> Result<()> {
                 progress: !no_progress,
                 parallel_decode: !inline_decode,
             };
-            let report = replay(&opts, config)?;
+            let report = replay_to(&opts, config, &mut fanout)?;
+            let delivery = fanout.finish(drain)?;
             if print_alerts {
                 for a in &report.alerts {
                     println!("{}", auditwatch::sink::render_alert(a));
                 }
             }
-            print!("{}", report.stats.render(report.seconds));
+            print!("{}{delivery}", report.stats.render(report.seconds));
+            exit_if_undelivered(&delivery);
         }
         Command::Generate { days, principals, seed, gzip, out } => {
             let cfg = auditwatch::generate::GenerateConfig { days, principals, seed, gzip, ..Default::default() };
@@ -437,8 +566,31 @@ fn main() -> Result<()> {
             let report = score_series(&input, &out, &opts)?;
             eprint!("{}", report.render());
         }
-        Command::Demo { seed, days, principals, keep } => {
-            auditwatch::demo::run(seed, days, principals, keep.as_deref())?
+        Command::Demo { seed, days, principals, keep, config, sinks } => {
+            let names: Vec<String> = load_definitions(&[])?.into_iter().map(|d| d.name).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let (fanout, drain) = sinks.open(config.as_deref(), &names, PathBuf::from("auditwatch-spool"))?;
+            let delivery = auditwatch::demo::run(seed, days, principals, keep.as_deref(), fanout, drain)?;
+            exit_if_undelivered(&delivery);
+        }
+        Command::Deliver { config, state_dir, sinks } => {
+            let names: Vec<String> = load_definitions(&[])?.into_iter().map(|d| d.name).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let default_spool = match &state_dir {
+                Some(d) => d.join("spool"),
+                None => PathBuf::from("auditwatch-spool"),
+            };
+            // Only the remote sinks have spools; files and stdout are left alone.
+            let mut delivery = sinks.delivery(config.as_deref(), &names)?;
+            delivery.sinks.retain(|s| s.kind.is_remote());
+            if delivery.sinks.is_empty() {
+                bail!("no remote sinks: pass --config FILE (with [[sink]] tables) or --webhook URL");
+            }
+            let spool = delivery.spool_dir.clone().unwrap_or(default_spool);
+            let fanout = FanOut::open(&delivery, &spool, Mode::Batch, &prometheus::Registry::new())?;
+            let report = fanout.finish(delivery.drain_timeout.unwrap_or(DEFAULT_DRAIN))?;
+            print!("{report}");
+            exit_if_undelivered(&report);
         }
     }
     Ok(())

@@ -25,7 +25,7 @@ use crate::signal::job_runs::JobRun;
 use crate::signal::job_runs::JobRuns;
 use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
-use crate::sink::{AlertFile, QuarantineFile, SinkError};
+use crate::sink::{AlertFile, FanOut, QuarantineFile, SinkError};
 use crate::source::batched::Batched;
 use crate::source::chunked::ChunkedLines;
 use crate::source::files::{self, FileChain, SourceError};
@@ -744,6 +744,16 @@ pub struct ReplayReport {
 /// read first (they price everything after them), all other streams are
 /// merged by event time.
 pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayReport, ReplayError> {
+    replay_to(opts, config, &mut FanOut::none())
+}
+
+/// [`replay`], handing every alert to `sinks` as it is raised (the caller
+/// drains them with `FanOut::finish`).
+pub fn replay_to(
+    opts: &ReplayOptions,
+    config: PipelineConfig,
+    sinks: &mut FanOut,
+) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let files = files::discover(&opts.inputs)?;
     let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -784,7 +794,7 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
                 }
             }
             if !alerts.is_empty() {
-                emit(&mut alerts, &mut sink, &mut all_alerts)?;
+                emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
             }
             if records.is_multiple_of(16_384) {
                 progress.set_position(bytes_done + merge.bytes_read());
@@ -794,7 +804,7 @@ pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayRepo
         bytes_done += merge.bytes_read();
     }
     pipeline.finish(&mut alerts);
-    emit(&mut alerts, &mut sink, &mut all_alerts)?;
+    emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
     progress.finish_and_clear();
     if let Some(s) = sink {
         s.finish()?;
@@ -830,11 +840,17 @@ fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions) -> Box<dyn RecordStrea
     Batched::spawn(Box::new(FileChain::new(files, max)))
 }
 
-fn emit(alerts: &mut Vec<Alert>, sink: &mut Option<AlertFile>, all: &mut Vec<Alert>) -> Result<(), SinkError> {
+fn emit(
+    alerts: &mut Vec<Alert>,
+    sink: &mut Option<AlertFile>,
+    sinks: &mut FanOut,
+    all: &mut Vec<Alert>,
+) -> Result<(), SinkError> {
     for a in alerts.drain(..) {
         if let Some(s) = sink.as_mut() {
             s.write(&a)?;
         }
+        sinks.accept(&a)?;
         all.push(a);
     }
     Ok(())

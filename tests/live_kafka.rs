@@ -5,10 +5,13 @@
 //! Every test uses topics and groups of its own (the broker keeps its data
 //! between runs); the broker-restart test uses a broker of its own.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 19092;
@@ -287,7 +290,24 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     let config = dir.path().join("aw.toml");
     std::fs::write(&config, "[kafka.client]\n\"session.timeout.ms\" = 6000\n").unwrap();
     let c = config.to_str().unwrap();
-    let mut first = Live::spawn(run(bootstrap, &group, &state, &out, &["--config", c, "--topic", &t]));
+    // A webhook that fails (503) while the first process runs: its alerts
+    // wait in the spool when it is killed, and the restart delivers them.
+    let up = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let receiver = common::Receiver::start(0, {
+        let (up, delivered) = (Arc::clone(&up), Arc::clone(&delivered));
+        Box::new(move |_, hit| {
+            if !up.load(Ordering::SeqCst) {
+                return common::Reply::status(503);
+            }
+            let alert: serde_json::Value = serde_json::from_str(&hit.body).unwrap();
+            delivered.lock().unwrap().push(alert["alert_id"].as_str().unwrap().to_owned());
+            common::Reply::status(200)
+        })
+    });
+    let hook = receiver.url("/hook");
+    let mut first =
+        Live::spawn(run(bootstrap, &group, &state, &out, &["--config", c, "--topic", &t, "--webhook", &hook]));
     wait_for_checkpoint(&state, &mut first);
     let producer = std::thread::spawn({
         let (bootstrap, t, logs) = (bootstrap.to_owned(), t.clone(), logs.clone());
@@ -302,12 +322,26 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     std::thread::sleep(Duration::from_secs(8));
     let before = alerts(&out).len();
     producer.join().unwrap();
-    let err =
-        run_to_end(run(bootstrap, &group, &state, &out, &["--config", c, "--topic", &t, "--exit-when-idle", "3"]));
+    assert!(receiver.hits().len() > 1, "the first process tried the webhook");
+    up.store(true, Ordering::SeqCst);
+    let err = run_to_end(run(
+        bootstrap,
+        &group,
+        &state,
+        &out,
+        &["--config", c, "--topic", &t, "--exit-when-idle", "3", "--webhook", &hook, "--drain-timeout", "60"],
+    ));
     assert!(err.contains("partitions_restored: 1"), "the restart restored the checkpoint:\n{err}");
     let got = alerts(&out);
     assert!(got.len() > before, "the restart raised the rest ({before} before)");
     assert_same(&got, &want);
+    // The webhook got every alert of the log exactly once: the ones spooled
+    // before the kill, then the rest; none raised again was spooled twice.
+    let mut delivered = delivered.lock().unwrap().clone();
+    delivered.sort();
+    let mut logged = alert_ids(&got);
+    logged.sort();
+    assert_eq!(delivered, logged);
 }
 
 #[test]

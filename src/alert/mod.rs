@@ -5,14 +5,14 @@
 //! never rewritten. Nothing here decides whether to alert.
 
 use crate::event::PrincipalKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the alert schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How urgent an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -35,7 +35,7 @@ impl Severity {
 }
 
 /// Who the alert is about, and what a reviewer should know of the baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertContext {
     pub principal_kind: PrincipalKind,
     /// Groups the principal is known to belong to (from the access model).
@@ -59,7 +59,7 @@ pub struct AlertContext {
 }
 
 /// One alert, as written to every sink.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub schema_version: u32,
     /// Deterministic: see [`alert_id`].

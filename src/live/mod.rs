@@ -33,7 +33,7 @@ use crate::alert::Alert;
 use crate::decode::{QuarantineReason, decode_json};
 use crate::event::Event;
 use crate::pipeline::{Pipeline, PipelineConfig};
-use crate::sink::{AlertLog, QuarantineFile, SinkError};
+use crate::sink::{AlertLog, DeliveryReport, FanOut, QuarantineFile, SinkError};
 use crate::source::Position;
 use checkpoint::{CheckpointStore, PartitionCheckpoint};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -175,6 +175,8 @@ struct Live {
     changelog: Option<changelog::Changelog>,
     parts: BTreeMap<(String, i32), Part>,
     alerts: Option<AlertLog>,
+    /// Every configured sink (SIEMs, chat, files); synced before offsets are committed.
+    sinks: FanOut,
     quarantine: Option<QuarantineFile>,
     quarantine_topic: Option<(BaseProducer, String)>,
     max_record_bytes: usize,
@@ -398,6 +400,7 @@ impl Live {
             if self.print_alerts {
                 println!("{}", serde_json::to_string(&a).unwrap_or_default());
             }
+            self.sinks.accept(&a)?;
             match self.alerts.as_mut() {
                 Some(log) => {
                     if log.write(&a)? {
@@ -428,6 +431,7 @@ impl Live {
         if let Some(log) = self.alerts.as_mut() {
             log.sync()?;
         }
+        self.sinks.sync()?;
         if let Some(q) = self.quarantine.as_mut() {
             q.sync()?;
         }
@@ -491,11 +495,14 @@ pub struct RunOptions {
     pub print_alerts: bool,
     /// Serve /metrics, /healthz and /readyz on this address.
     pub serve: Option<String>,
+    /// Sinks, spool folder and drain timeout (`spool_dir` and
+    /// `drain_timeout` set by the caller).
+    pub delivery: crate::sink::config::DeliveryConfig,
 }
 
 /// Consumes until SIGTERM/SIGINT (or `exit_when_idle`), then drains,
 /// checkpoints and commits.
-pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveError> {
+pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, DeliveryReport), LiveError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(LiveError::Signal)?;
@@ -514,8 +521,12 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveE
         Some(t) => Some((cfg.producer_config().create::<BaseProducer>()?, t.clone())),
         None => None,
     };
+    let metrics = metrics::LiveMetrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?;
+    let spool_dir = opts.delivery.spool_dir.clone().unwrap_or_else(|| cfg.state_dir.join("spool"));
+    let sinks = FanOut::open(&opts.delivery, &spool_dir, crate::sink::Mode::Continuous, &metrics.registry)?;
     let live = Live {
         config,
+        sinks,
         store: CheckpointStore::new(&cfg.state_dir, &cfg.group)?,
         changelog: cfg.changelog_topic.as_ref().map(|t| changelog::Changelog::new(cfg, t)).transpose()?,
         parts: BTreeMap::new(),
@@ -532,7 +543,7 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveE
             .map_err(|e| LiveError::Config(format!("latency histogram: {e}")))?,
         first_record: None,
         last_record: None,
-        metrics: metrics::LiveMetrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?,
+        metrics,
         ready: Arc::new(AtomicBool::new(false)),
     };
     let _server = match &opts.serve {
@@ -601,6 +612,8 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveE
         stop.store(true, Ordering::Relaxed);
         stage.join().map_err(|_| LiveError::Config("the repartition thread panicked".into()))??;
     }
+    let sinks = std::mem::replace(&mut consumer.context().lock().sinks, FanOut::none());
+    let report = sinks.finish(opts.delivery.drain_timeout.unwrap_or(Duration::from_secs(30)))?;
     let live = consumer.context().lock();
     let mut stats = live.stats.clone();
     if let Some(log) = &live.alerts {
@@ -619,5 +632,5 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<LiveStats, LiveE
         });
     }
     stats.max_rss_mib = max_rss_mib();
-    Ok(stats)
+    Ok((stats, report))
 }

@@ -2,10 +2,22 @@
 //!
 //! Owns the file formats of outputs: alerts as JSON lines or Parquet
 //! ([`AlertFile`]), quarantined records as JSON lines ([`QuarantineFile`]).
-//! Writing is deterministic: the same alerts give the same bytes. Webhook
-//! and SIEM sinks land with the fan-out work.
+//! Writing is deterministic: the same alerts give the same bytes.
+//!
+//! The fan-out to SIEMs and chat lives in the submodules: `config` (the
+//! `[[sink]]` tables and secrets), `format` (OCSF, ECS, Splunk HEC, Slack,
+//! PagerDuty shapes), `mask` (personal data), `deliver` (spool, retries,
+//! dead letters), `fanout` (one alert to every sink), `metrics`.
 
+pub mod config;
+pub mod deliver;
+pub mod fanout;
+pub mod format;
+pub mod mask;
+pub mod metrics;
 pub mod parquet;
+
+pub use fanout::{DeliveryReport, FanOut, Mode};
 
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
@@ -22,6 +34,10 @@ pub enum SinkError {
     Parquet { path: PathBuf, message: String },
     #[error("{0}: unsupported alerts file; allowed extensions: .jsonl, .json, .parquet")]
     Extension(PathBuf),
+    #[error("spool {path}: {message}")]
+    Spool { path: PathBuf, message: String },
+    #[error("sink metrics: {0}")]
+    Metrics(String),
 }
 
 /// An alerts output file, by extension.

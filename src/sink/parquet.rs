@@ -65,6 +65,11 @@ impl AlertParquet {
         Ok(AlertParquet { path: path.into(), writer, schema, pending: Vec::new() })
     }
 
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn write(&mut self, alert: &Alert) -> Result<(), SinkError> {
         self.pending.push(alert.clone());
         if self.pending.len() >= BATCH_ROWS {

@@ -1,0 +1,399 @@
+//! The fan-out: every alert the pipeline raises goes to every configured
+//! sink whose filter accepts it.
+//!
+//! Local sinks (files, stdout) are written on the caller's thread. Remote
+//! sinks get the alert in their durable spool and deliver it from their
+//! own thread (`deliver`), so a slow or dead receiver never holds the
+//! pipeline up until its spool is full (`queue_max`), and never costs an
+//! alert. `sync` makes everything accepted so far durable: live mode calls
+//! it before a checkpoint commits offsets. `finish` waits for the spools to
+//! drain, up to a deadline, and reports what is left.
+
+use super::config::{DeliveryConfig, Format, SinkConfig, SinkKind};
+use super::deliver::{Spool, Worker, dead_letter_path};
+use super::metrics::{ForSink, SinkMetrics};
+use super::{SinkError, format, mask, parquet::AlertParquet};
+use crate::alert::Alert;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long outputs live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `replay`, `demo`: files are written anew; a run ends.
+    Batch,
+    /// `run`: files are appended to across restarts, Parquet files roll at
+    /// each `sync`, and alerts raised again after a restart are not sent twice.
+    Continuous,
+}
+
+/// All sinks of a run.
+pub struct FanOut {
+    sinks: Vec<Sink>,
+}
+
+struct Sink {
+    config: SinkConfig,
+    metrics: ForSink,
+    out: Output,
+}
+
+enum Output {
+    Remote {
+        spool: Arc<Spool>,
+        worker: Option<std::thread::JoinHandle<()>>,
+        dir: PathBuf,
+        /// Continuous mode: ids accepted since the last `sync` (file
+        /// `accepted.ids` beside the spool), so a restart does not spool
+        /// the alerts raised again from records after the checkpoint.
+        recent: Option<RecentIds>,
+    },
+    Lines {
+        path: PathBuf,
+        format: Format,
+        out: BufWriter<File>,
+        /// Continuous mode: ids the file already holds.
+        ids: Option<HashSet<String>>,
+    },
+    Parquet(Option<Box<AlertParquet>>),
+    /// Continuous-mode Parquet: one file per `sync` that has alerts.
+    ParquetRolling {
+        path: PathBuf,
+        current: Option<(Box<AlertParquet>, PathBuf)>,
+    },
+    Stdout {
+        format: Format,
+    },
+}
+
+struct RecentIds {
+    path: PathBuf,
+    file: File,
+    ids: HashSet<String>,
+}
+
+/// What a sink did over a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkReport {
+    pub name: String,
+    pub kind: &'static str,
+    pub accepted: u64,
+    pub filtered: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    /// Alerts still in the spool (remote sinks).
+    pub remaining: u64,
+    /// The spool folder (remote sinks).
+    pub spool: Option<PathBuf>,
+}
+
+/// What every sink did.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryReport {
+    pub sinks: Vec<SinkReport>,
+}
+
+impl DeliveryReport {
+    /// Alerts left in spools (delivered by the next run or `auditwatch deliver`).
+    pub fn remaining(&self) -> u64 {
+        self.sinks.iter().map(|s| s.remaining).sum()
+    }
+}
+
+impl std::fmt::Display for DeliveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.sinks {
+            write!(f, "sink {} ({}): {} accepted, {} filtered out", s.name, s.kind, s.accepted, s.filtered)?;
+            if s.spool.is_some() {
+                write!(
+                    f,
+                    ", {} delivered, {} dead-lettered, {} in the spool",
+                    s.delivered, s.dead_lettered, s.remaining
+                )?;
+            }
+            writeln!(f)?;
+            if s.remaining > 0
+                && let Some(dir) = &s.spool
+            {
+                writeln!(
+                    f,
+                    "  undelivered alerts wait in {}; the next run or `auditwatch deliver` sends them",
+                    dir.display()
+                )?;
+            }
+            if s.dead_lettered > 0
+                && let Some(dir) = &s.spool
+            {
+                writeln!(f, "  refused alerts are in {}", dead_letter_path(dir).display())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FanOut {
+    /// No sinks.
+    pub fn none() -> FanOut {
+        FanOut { sinks: Vec::new() }
+    }
+
+    /// Opens every sink and starts the delivery threads; spools left by an
+    /// earlier run are delivered first.
+    pub fn open(
+        config: &DeliveryConfig,
+        spool_dir: &Path,
+        mode: Mode,
+        registry: &prometheus::Registry,
+    ) -> Result<FanOut, SinkError> {
+        let metrics = SinkMetrics::new(registry).map_err(|e| SinkError::Metrics(e.to_string()))?;
+        let mut sinks = Vec::new();
+        for config in &config.sinks {
+            let m = metrics.for_sink(&config.name);
+            let out = match &config.kind {
+                kind if kind.is_remote() => {
+                    let dir = spool_dir.join(&config.name);
+                    let spool = Spool::open(&dir)?;
+                    m.queue_depth.set(spool.len() as i64);
+                    if !spool.is_empty() {
+                        tracing::info!(sink = %config.name, held = spool.len(), "delivering alerts left in the spool by an earlier run");
+                    }
+                    let worker = Worker::new(config.clone(), Arc::clone(&spool), &dir, m.clone())
+                        .spawn()
+                        .map_err(|source| SinkError::Io { path: dir.clone(), source })?;
+                    let recent = match mode {
+                        Mode::Continuous => Some(RecentIds::open(&dir.join("accepted.ids"))?),
+                        Mode::Batch => None,
+                    };
+                    Output::Remote { spool, worker: Some(worker), dir, recent }
+                }
+                SinkKind::File { path, format } => open_file(path, *format, mode)?,
+                SinkKind::Stdout { format } => Output::Stdout { format: *format },
+                _ => unreachable!("every kind is remote, a file or stdout"),
+            };
+            sinks.push(Sink { config: config.clone(), metrics: m, out });
+        }
+        Ok(FanOut { sinks })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
+    /// Hands `alert` to every sink whose filter accepts it.
+    pub fn accept(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            if !sink.config.filter.accepts(alert) {
+                sink.metrics.filtered.inc();
+                continue;
+            }
+            let cfg = &sink.config;
+            match &mut sink.out {
+                Output::Remote { spool, recent, .. } => {
+                    if recent.as_ref().is_some_and(|r| r.ids.contains(&alert.alert_id)) {
+                        sink.metrics.repeated.inc();
+                        continue;
+                    }
+                    let len = spool.push(alert, cfg.delivery.queue_max, &cfg.name)?;
+                    sink.metrics.queue_depth.set(len as i64);
+                    if let Some(r) = recent {
+                        r.add(&alert.alert_id)?;
+                    }
+                }
+                Output::Lines { path, format, out, ids } => {
+                    if ids.as_ref().is_some_and(|ids| ids.contains(&alert.alert_id)) {
+                        sink.metrics.repeated.inc();
+                        continue;
+                    }
+                    let masked = mask::apply(alert, cfg.mask);
+                    let io = |source| SinkError::Io { path: path.clone(), source };
+                    match format {
+                        Format::Alert | Format::Text => {
+                            serde_json::to_writer(&mut *out, &masked).map_err(std::io::Error::from).map_err(io)?
+                        }
+                        f => serde_json::to_writer(&mut *out, &format::encode(&masked, *f))
+                            .map_err(std::io::Error::from)
+                            .map_err(io)?,
+                    }
+                    out.write_all(b"\n").map_err(io)?;
+                    if let Some(ids) = ids {
+                        ids.insert(alert.alert_id.clone());
+                    }
+                }
+                Output::Parquet(p) => {
+                    if let Some(p) = p {
+                        p.write(&mask::apply(alert, cfg.mask))?;
+                    }
+                }
+                Output::ParquetRolling { path, current } => {
+                    if current.is_none() {
+                        let stamp = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis());
+                        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("alerts");
+                        let final_path = path.with_file_name(format!("{stem}-{stamp}.parquet"));
+                        let tmp = path.with_file_name(format!("{stem}-{stamp}.parquet.partial"));
+                        *current = Some((Box::new(AlertParquet::create(&tmp)?), final_path));
+                    }
+                    if let Some((p, _)) = current {
+                        p.write(&mask::apply(alert, cfg.mask))?;
+                    }
+                }
+                Output::Stdout { format } => {
+                    let masked = mask::apply(alert, cfg.mask);
+                    let text = match format {
+                        Format::Text => super::render_alert(&masked),
+                        Format::Alert => serde_json::to_string(&masked).unwrap_or_default(),
+                        f => format::encode(&masked, *f).to_string(),
+                    };
+                    let mut stdout = std::io::stdout().lock();
+                    // A closed stdout (a pipe to `head`) must not stop detection.
+                    let _ = writeln!(stdout, "{text}");
+                }
+            }
+            sink.metrics.accepted.inc();
+        }
+        Ok(())
+    }
+
+    /// Makes everything accepted so far durable (spools, files; closes the
+    /// current Parquet part in continuous mode).
+    pub fn sync(&mut self) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            match &mut sink.out {
+                Output::Remote { spool, recent, .. } => {
+                    spool.sync()?;
+                    // Alerts accepted before this point are durable in the
+                    // spool, and the checkpoint that follows covers the
+                    // records that raised them: they will not come again.
+                    if let Some(r) = recent {
+                        r.clear()?;
+                    }
+                }
+                Output::Lines { path, out, .. } => {
+                    let io = |source| SinkError::Io { path: path.clone(), source };
+                    out.flush().map_err(io)?;
+                    out.get_ref().sync_data().map_err(io)?;
+                }
+                Output::ParquetRolling { current, .. } => {
+                    if let Some((p, final_path)) = current.take() {
+                        let tmp = p.path().to_owned();
+                        p.finish()?;
+                        std::fs::rename(&tmp, &final_path)
+                            .map_err(|source| SinkError::Io { path: final_path, source })?;
+                    }
+                }
+                Output::Parquet(_) | Output::Stdout { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every sink: files are finished, and spools get until
+    /// `drain_timeout` to empty. Whatever is left stays in the spool for the
+    /// next run.
+    pub fn finish(mut self, drain_timeout: Duration) -> Result<DeliveryReport, SinkError> {
+        self.sync()?;
+        let deadline = Instant::now() + drain_timeout;
+        for sink in &self.sinks {
+            if let Output::Remote { spool, .. } = &sink.out
+                && !spool.wait_empty(deadline)
+            {
+                tracing::warn!(sink = %sink.config.name, held = spool.len(), "drain timeout: alerts stay in the spool");
+            }
+        }
+        let mut report = DeliveryReport::default();
+        for mut sink in self.sinks.drain(..) {
+            let mut remaining = 0;
+            let mut spool_path = None;
+            match &mut sink.out {
+                Output::Remote { spool, worker, dir, .. } => {
+                    spool.stop();
+                    if let Some(w) = worker.take() {
+                        let _ = w.join();
+                    }
+                    spool.sync()?;
+                    remaining = spool.len() as u64;
+                    sink.metrics.queue_depth.set(remaining as i64);
+                    spool_path = Some(dir.clone());
+                }
+                Output::Lines { path, out, .. } => {
+                    out.flush().map_err(|source| SinkError::Io { path: path.clone(), source })?;
+                }
+                Output::Parquet(p) => {
+                    if let Some(p) = p.take() {
+                        p.finish()?;
+                    }
+                }
+                Output::ParquetRolling { .. } | Output::Stdout { .. } => {}
+            }
+            report.sinks.push(SinkReport {
+                name: sink.config.name.clone(),
+                kind: sink.config.kind.type_name(),
+                accepted: sink.metrics.accepted.get(),
+                filtered: sink.metrics.filtered.get(),
+                delivered: sink.metrics.delivered.get(),
+                dead_lettered: sink.metrics.dead_lettered.get(),
+                remaining,
+                spool: spool_path,
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn open_file(path: &Path, format: Format, mode: Mode) -> Result<Output, SinkError> {
+    let io = |source| SinkError::Io { path: path.into(), source };
+    let parquet = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    Ok(match (parquet, mode) {
+        (true, Mode::Batch) => Output::Parquet(Some(Box::new(AlertParquet::create(path)?))),
+        (true, Mode::Continuous) => Output::ParquetRolling { path: path.into(), current: None },
+        (false, Mode::Batch) => {
+            Output::Lines { path: path.into(), format, out: BufWriter::new(File::create(path).map_err(io)?), ids: None }
+        }
+        (false, Mode::Continuous) => {
+            let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
+            let mut text = Vec::new();
+            f.read_to_end(&mut text).map_err(io)?;
+            // A last line cut short by a crash is dropped; its alert comes again.
+            let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if complete < text.len() {
+                f.set_len(complete as u64).map_err(io)?;
+            }
+            let ids = text[..complete]
+                .split(|b| *b == b'\n')
+                .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+                .filter_map(|v| format::id_of(&v, format).map(str::to_owned))
+                .collect();
+            Output::Lines { path: path.into(), format, out: BufWriter::new(f), ids: Some(ids) }
+        }
+    })
+}
+
+impl RecentIds {
+    fn open(path: &Path) -> Result<RecentIds, SinkError> {
+        let io = |source| SinkError::Io { path: path.into(), source };
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io)?;
+        let ids = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        Ok(RecentIds { path: path.into(), file, ids })
+    }
+
+    fn add(&mut self, id: &str) -> Result<(), SinkError> {
+        self.file
+            .write_all(format!("{id}\n").as_bytes())
+            .map_err(|source| SinkError::Io { path: self.path.clone(), source })?;
+        self.ids.insert(id.to_owned());
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), SinkError> {
+        self.file.set_len(0).map_err(|source| SinkError::Io { path: self.path.clone(), source })?;
+        self.ids.clear();
+        Ok(())
+    }
+}
