@@ -497,12 +497,15 @@ fn metrics_health_and_readiness_are_served_while_running() {
         l.local_addr().unwrap().to_string()
     };
     let state = dir.path().join("state");
+    // A webhook that refuses the first alert (400: dead-lettered) and takes the rest.
+    let receiver = common::Receiver::start(0, Box::new(|n, _| common::Reply::status(if n == 0 { 400 } else { 200 })));
+    let hook = receiver.url("/hook");
     let mut live = Live::spawn(run(
         bootstrap,
         &unique("g"),
         &state,
         &dir.path().join("a.jsonl"),
-        &["--topic", &t, "--serve", &addr],
+        &["--topic", &t, "--serve", &addr, "--webhook", &hook],
     ));
     // Healthy at once; ready only once a partition is assigned.
     let start = Instant::now();
@@ -533,6 +536,27 @@ fn metrics_health_and_readiness_are_served_while_running() {
     assert!(body.contains("auditwatch_produce_to_alert_seconds_bucket"), "{body}");
     assert!(body.contains("auditwatch_build_info{version="), "{body}");
     assert_eq!(http_get(&addr, "/nope").map(|r| r.0), Some(404));
+    // Sink metrics: every accepted alert is delivered or dead-lettered.
+    let sink = |body: &str, metric: &str, with: &str| sample(body, metric, with).unwrap_or(-1.0);
+    while sink(&body, "auditwatch_sink_alerts_delivered_total", "webhook-")
+        + sink(&body, "auditwatch_sink_alerts_dead_lettered_total", "webhook-")
+        != sink(&body, "auditwatch_sink_alerts_accepted_total", "webhook-")
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "the sink never caught up:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+        body = http_get(&addr, "/metrics").unwrap().1;
+    }
+    assert!(sink(&body, "auditwatch_sink_alerts_accepted_total", "webhook-") >= 1.0, "{body}");
+    assert_eq!(sink(&body, "auditwatch_sink_alerts_dead_lettered_total", "webhook-"), 1.0, "{body}");
+    assert_eq!(sink(&body, "auditwatch_sink_requests_failed_total", "reason=\"http_4xx\""), 1.0, "{body}");
+    assert_eq!(sink(&body, "auditwatch_sink_requests_failed_total", "reason=\"connect\""), 0.0, "{body}");
+    assert_eq!(sink(&body, "auditwatch_sink_queue_depth", "webhook-"), 0.0, "{body}");
+    assert_eq!(
+        sink(&body, "auditwatch_sink_delivery_seconds_count", "webhook-"),
+        sink(&body, "auditwatch_sink_alerts_delivered_total", "webhook-"),
+        "{body}"
+    );
+    assert_eq!(receiver.hits().len() as f64, sink(&body, "auditwatch_sink_alerts_accepted_total", "webhook-"));
     live.signal("TERM");
     let (ok, err) = live.finish();
     assert!(ok, "{err}");
