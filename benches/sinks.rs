@@ -119,6 +119,9 @@ fn through_fanout(config_text: &str, alerts: &[Alert]) -> f64 {
     alerts.len() as f64 / took
 }
 
+/// One target's encoder, as bytes on the wire.
+type Encoder = dyn Fn(&Alert) -> Vec<u8>;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = if full { 20_000 } else { 200 };
@@ -132,7 +135,7 @@ fn main() {
         }
     });
     println!("  {:<28} {:>12.0}  1.00", "alert JSON (reference)", reference);
-    let shapes: [(&str, &dyn Fn(&Alert) -> Vec<u8>); 5] = [
+    let shapes: [(&str, &Encoder); 5] = [
         ("OCSF detection finding", &|a| format::ocsf(a).to_string().into_bytes()),
         ("ECS document", &|a| format::ecs(a).to_string().into_bytes()),
         ("Splunk HEC event", &|a| {
