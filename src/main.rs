@@ -155,6 +155,11 @@ enum Command {
         /// without it, --spool-dir or [delivery] spool_dir, else `auditwatch-spool`.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// First put the alerts of each sink's dead-letter file back into its
+        /// spool (once the receiver is fixed); the file is renamed
+        /// dead-letter-requeued-<unix ms>.jsonl.
+        #[arg(long)]
+        requeue_dead_letters: bool,
         #[command(flatten)]
         sinks: SinkArgs,
     },
@@ -573,7 +578,7 @@ fn main() -> Result<()> {
             let delivery = auditwatch::demo::run(seed, days, principals, keep.as_deref(), fanout, drain)?;
             exit_if_undelivered(&delivery);
         }
-        Command::Deliver { config, state_dir, sinks } => {
+        Command::Deliver { config, state_dir, requeue_dead_letters, sinks } => {
             let names: Vec<String> = load_definitions(&[])?.into_iter().map(|d| d.name).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let default_spool = match &state_dir {
@@ -587,7 +592,10 @@ fn main() -> Result<()> {
                 bail!("no remote sinks: pass --config FILE (with [[sink]] tables) or --webhook URL");
             }
             let spool = delivery.spool_dir.clone().unwrap_or(default_spool);
-            let fanout = FanOut::open(&delivery, &spool, Mode::Batch, &prometheus::Registry::new())?;
+            let mut fanout = FanOut::open(&delivery, &spool, Mode::Batch, &prometheus::Registry::new())?;
+            if requeue_dead_letters {
+                println!("{} dead-lettered alerts put back into the spools", fanout.requeue_dead_letters()?);
+            }
             let report = fanout.finish(delivery.drain_timeout.unwrap_or(DEFAULT_DRAIN))?;
             print!("{report}");
             exit_if_undelivered(&report);

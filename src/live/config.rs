@@ -27,6 +27,11 @@ struct File {
     state: StateSection,
     #[serde(default)]
     output: OutputSection,
+    /// Read by `sink::config` (the same file configures the sinks).
+    #[serde(default)]
+    delivery: Option<toml::Value>,
+    #[serde(default)]
+    sink: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,8 +263,16 @@ dir = "/var/lib/aw"
 checkpoint_seconds = 30
 [output]
 alerts = "/var/lib/aw/alerts.jsonl"
+[delivery]
+drain_timeout_seconds = 5
+[[sink]]
+name = "console"
+type = "stdout"
 "#;
+        // The sink sections of the same file are left to `sink::config`.
         let c = LiveConfig::parse(Path::new("aw.toml"), text).unwrap();
+        let sinks = crate::sink::config::DeliveryConfig::parse(Path::new("aw.toml"), text, &[], &Default::default());
+        assert_eq!(sinks.unwrap().sinks.len(), 1);
         assert_eq!(c.brokers, "k1:9092,k2:9092");
         assert_eq!(c.topics, ["audit", "billing"]);
         assert_eq!(c.client["security.protocol"], "SASL_SSL");

@@ -259,6 +259,43 @@ impl FanOut {
         Ok(())
     }
 
+    /// Puts the alerts of every remote sink's dead-letter file back into its
+    /// spool (after the receiver was fixed), and renames the file
+    /// `dead-letter-requeued-<unix ms>.jsonl` so that nothing is requeued
+    /// twice. Returns how many alerts were requeued.
+    pub fn requeue_dead_letters(&mut self) -> Result<u64, SinkError> {
+        let mut n = 0;
+        for sink in &mut self.sinks {
+            let Output::Remote { spool, dir, .. } = &sink.out else { continue };
+            let path = dead_letter_path(dir);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(SinkError::Io { path, source }),
+            };
+            for line in text.lines() {
+                let alert = serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<Alert>(v.get("alert")?.clone()).ok());
+                match alert {
+                    Some(a) => {
+                        let len = spool.push(&a, usize::MAX, &sink.config.name)?;
+                        sink.metrics.queue_depth.set(len as i64);
+                        n += 1;
+                    }
+                    None => {
+                        tracing::warn!(sink = %sink.config.name, "a dead letter without an alert is left in the renamed file")
+                    }
+                }
+            }
+            spool.sync()?;
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            let done = dir.join(format!("dead-letter-requeued-{stamp}.jsonl"));
+            std::fs::rename(&path, &done).map_err(|source| SinkError::Io { path: done, source })?;
+        }
+        Ok(n)
+    }
+
     /// Makes everything accepted so far durable (spools, files; closes the
     /// current Parquet part in continuous mode).
     pub fn sync(&mut self) -> Result<(), SinkError> {
