@@ -28,10 +28,10 @@ struct File {
     #[serde(default)]
     output: OutputSection,
     /// Read by `sink::config` (the same file configures the sinks).
-    #[serde(default)]
-    delivery: Option<toml::Value>,
-    #[serde(default)]
-    sink: Option<toml::Value>,
+    #[serde(default, rename = "delivery")]
+    _delivery: Option<toml::Value>,
+    #[serde(default, rename = "sink")]
+    _sink: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
