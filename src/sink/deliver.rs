@@ -51,6 +51,10 @@ fn now_ms() -> u64 {
 /// A sink's durable FIFO of accepted, undelivered alerts.
 pub struct Spool {
     path: PathBuf,
+    /// Held (an exclusive advisory lock on `spool.lock`) while open:
+    /// queue-file assumes one writer, so a second process on the same
+    /// spool (a `deliver` while `run` is up) is refused.
+    _lock: File,
     inner: Mutex<SpoolInner>,
     changed: Condvar,
 }
@@ -64,12 +68,29 @@ impl Spool {
     /// Opens (or creates) `dir/spool.qf`.
     pub fn open(dir: &Path) -> Result<Arc<Spool>, SinkError> {
         std::fs::create_dir_all(dir).map_err(|source| SinkError::Io { path: dir.into(), source })?;
+        let lock_path = dir.join("spool.lock");
+        let lock = File::create(&lock_path).map_err(|source| SinkError::Io { path: lock_path.clone(), source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SinkError::Spool {
+                    path: dir.into(),
+                    message: "in use by another auditwatch process (spool.lock is held)".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(SinkError::Io { path: lock_path, source }),
+        }
         let path = dir.join("spool.qf");
         let mut queue = QueueFile::open(&path).map_err(|e| spool_error(&path, e))?;
         // Appends reach the page cache at once (a killed process loses
         // nothing); `sync` forces them to disk at checkpoints and at exit.
         queue.set_sync_writes(false);
-        Ok(Arc::new(Spool { path, inner: Mutex::new(SpoolInner { queue, stop: false }), changed: Condvar::new() }))
+        Ok(Arc::new(Spool {
+            path,
+            _lock: lock,
+            inner: Mutex::new(SpoolInner { queue, stop: false }),
+            changed: Condvar::new(),
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, SpoolInner> {
@@ -648,5 +669,10 @@ mod tests {
         assert_eq!(ids, ["b", "c"]);
         spool.stop();
         assert!(spool.take(1).is_none());
+        // One process per spool: a second opener is refused while this one holds it.
+        let err = Spool::open(dir.path()).err().expect("the spool is locked").to_string();
+        assert!(err.contains("in use by another auditwatch process"), "{err}");
+        drop(spool);
+        assert!(Spool::open(dir.path()).is_ok());
     }
 }
