@@ -12,6 +12,17 @@ if ! python3 -c "import pyarrow, duckdb, confluent_kafka" 2>/dev/null; then
 fi
 export AUDITWATCH_REQUIRE_PYARROW=1
 
+# A real Prometheus (Debian's package) scrapes a running instance and runs
+# every dashboard query and alerting rule (tests/live_kafka.rs).
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "installing prometheus from Debian's packages (test-only dependency)" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export AUDITWATCH_REQUIRE_PROMETHEUS=1
+
 # A real Kafka-protocol broker for tests/live_kafka.rs (installs tansu on
 # first use, about 10 minutes on 2 cores). The tests start it too; starting
 # it here shows an install failure at once. Stopped when the tests end.

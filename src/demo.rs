@@ -17,6 +17,7 @@ pub fn run(
     keep: Option<&Path>,
     mut sinks: FanOut,
     drain_timeout: std::time::Duration,
+    metrics: Option<&mut crate::telemetry::metrics::Metrics>,
 ) -> anyhow::Result<crate::sink::DeliveryReport> {
     let tmp = tempfile::tempdir()?;
     let dir = keep.unwrap_or(tmp.path());
@@ -45,7 +46,7 @@ pub fn run(
     let snapshot = dir.join(crate::generate::ACCESS_SNAPSHOT);
     let text = std::fs::read_to_string(&snapshot)?;
     config.access_snapshot = crate::access::parse_snapshot(&snapshot.display().to_string(), &text)?;
-    let report = replay_to(&opts, config, &mut sinks)?;
+    let report = replay_to(&opts, config, &mut sinks, metrics)?;
     let delivery = sinks.finish(drain_timeout)?;
     println!("== alerts ({}) ==\n", report.alerts.len());
     for a in &report.alerts {

@@ -8,6 +8,7 @@ use auditwatch::live::{LiveConfig, RunOptions};
 use auditwatch::pipeline::{PipelineConfig, ReplayOptions, replay_to};
 use auditwatch::sink::config::{DeliveryConfig, Secret};
 use auditwatch::sink::{DeliveryReport, FanOut, Mode};
+use auditwatch::telemetry::metrics::Metrics;
 use auditwatch::time::{EventTime, MS_PER_HOUR};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         sinks: SinkArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Live mode: consume Kafka topics in a consumer group and raise alerts
     /// as the records arrive, with checkpointed state and at-least-once
@@ -139,6 +142,9 @@ enum Command {
         /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR (e.g. 0.0.0.0:9464).
         #[arg(long, value_name = "ADDR")]
         serve: Option<String>,
+        /// With --serve and --exit-when-idle: keep serving S seconds after stopping.
+        #[arg(long, value_name = "S", default_value_t = 0.0)]
+        linger: f64,
         #[command(flatten)]
         detectors: DetectorArgs,
         #[command(flatten)]
@@ -253,6 +259,8 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         sinks: SinkArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
 }
 
@@ -313,11 +321,47 @@ impl SinkArgs {
         config: Option<&std::path::Path>,
         detectors: &[&str],
         default_spool: PathBuf,
+        registry: &prometheus::Registry,
     ) -> Result<(FanOut, std::time::Duration)> {
         let delivery = self.delivery(config, detectors)?;
         let spool = delivery.spool_dir.clone().unwrap_or(default_spool);
-        let fanout = FanOut::open(&delivery, &spool, Mode::Batch, &prometheus::Registry::new())?;
+        let fanout = FanOut::open(&delivery, &spool, Mode::Batch, registry)?;
         Ok((fanout, delivery.drain_timeout.unwrap_or(DEFAULT_DRAIN)))
+    }
+}
+
+/// Metrics served by `replay` and `demo` while they work.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR (e.g. 127.0.0.1:9464) while working.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
+    /// Keep serving for S seconds after the work is done, so that a scrape reads the final values.
+    #[arg(long, value_name = "S", default_value_t = 0.0)]
+    linger: f64,
+}
+
+impl ServeArgs {
+    /// The metrics and, with --serve, the server (ready at once: a replay has no state to restore).
+    fn start(&self) -> Result<(Metrics, Option<auditwatch::telemetry::serve::Server>)> {
+        let metrics = Metrics::new()?;
+        let server = match &self.serve {
+            Some(addr) => Some(auditwatch::telemetry::serve::Server::start(
+                addr,
+                metrics.registry.clone(),
+                std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            )?),
+            None => None,
+        };
+        Ok((metrics, server))
+    }
+
+    /// Waits --linger seconds when serving.
+    fn linger(&self) {
+        if self.serve.is_some() && self.linger > 0.0 && self.linger.is_finite() {
+            eprintln!("serving metrics for {} s more (--linger)", self.linger);
+            std::thread::sleep(std::time::Duration::from_secs_f64(self.linger));
+        }
     }
 }
 
@@ -438,6 +482,7 @@ fn main() -> Result<()> {
             exit_when_idle,
             print_alerts,
             serve,
+            linger,
             detectors,
             sinks,
         } => {
@@ -476,6 +521,7 @@ fn main() -> Result<()> {
                 print_alerts,
                 serve,
                 delivery,
+                linger: std::time::Duration::from_secs_f64(if linger.is_finite() { linger.max(0.0) } else { 0.0 }),
             };
             let (stats, report) = auditwatch::live::run(&opts, pipeline)?;
             eprint!("{stats}{report}");
@@ -498,10 +544,16 @@ fn main() -> Result<()> {
             inline_decode,
             config: config_file,
             sinks,
+            serve,
         } => {
             let mut config = detectors.pipeline_config()?;
-            let (mut fanout, drain) =
-                sinks.open(config_file.as_deref(), &detector_names(&config), PathBuf::from("auditwatch-spool"))?;
+            let (mut metrics, _server) = serve.start()?;
+            let (mut fanout, drain) = sinks.open(
+                config_file.as_deref(),
+                &detector_names(&config),
+                PathBuf::from("auditwatch-spool"),
+                &metrics.registry,
+            )?;
             config.from = from;
             config.to = to;
             config.warmup_ms = warmup_hours * MS_PER_HOUR;
@@ -514,7 +566,7 @@ fn main() -> Result<()> {
                 progress: !no_progress,
                 parallel_decode: !inline_decode,
             };
-            let report = replay_to(&opts, config, &mut fanout)?;
+            let report = replay_to(&opts, config, &mut fanout, Some(&mut metrics))?;
             let delivery = fanout.finish(drain)?;
             if print_alerts {
                 for a in &report.alerts {
@@ -522,6 +574,7 @@ fn main() -> Result<()> {
                 }
             }
             print!("{}{delivery}", report.stats.render(report.seconds));
+            serve.linger();
             exit_if_undelivered(&delivery);
         }
         Command::Generate { days, principals, seed, gzip, out } => {
@@ -571,11 +624,15 @@ fn main() -> Result<()> {
             let report = score_series(&input, &out, &opts)?;
             eprint!("{}", report.render());
         }
-        Command::Demo { seed, days, principals, keep, config, sinks } => {
+        Command::Demo { seed, days, principals, keep, config, sinks, serve } => {
             let names: Vec<String> = load_definitions(&[])?.into_iter().map(|d| d.name).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let (fanout, drain) = sinks.open(config.as_deref(), &names, PathBuf::from("auditwatch-spool"))?;
-            let delivery = auditwatch::demo::run(seed, days, principals, keep.as_deref(), fanout, drain)?;
+            let (mut metrics, _server) = serve.start()?;
+            let (fanout, drain) =
+                sinks.open(config.as_deref(), &names, PathBuf::from("auditwatch-spool"), &metrics.registry)?;
+            let delivery =
+                auditwatch::demo::run(seed, days, principals, keep.as_deref(), fanout, drain, Some(&mut metrics))?;
+            serve.linger();
             exit_if_undelivered(&delivery);
         }
         Command::Deliver { config, state_dir, requeue_dead_letters, sinks } => {

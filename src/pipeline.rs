@@ -744,15 +744,17 @@ pub struct ReplayReport {
 /// read first (they price everything after them), all other streams are
 /// merged by event time.
 pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayReport, ReplayError> {
-    replay_to(opts, config, &mut FanOut::none())
+    replay_to(opts, config, &mut FanOut::none(), None)
 }
 
 /// [`replay`], handing every alert to `sinks` as it is raised (the caller
-/// drains them with `FanOut::finish`).
+/// drains them with `FanOut::finish`) and counting into `metrics` (served
+/// with `--serve`).
 pub fn replay_to(
     opts: &ReplayOptions,
     config: PipelineConfig,
     sinks: &mut FanOut,
+    mut metrics: Option<&mut crate::telemetry::metrics::Metrics>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let files = files::discover(&opts.inputs)?;
@@ -773,6 +775,7 @@ pub fn replay_to(
     let phases = [chains(prices), chains(others)];
     let mut bytes_done = 0;
     let mut records: u64 = 0;
+    let mut scored_published = 0;
     for streams in phases {
         let mut merge = Merge::new(streams);
         while let Some(item) = merge.next() {
@@ -788,15 +791,27 @@ pub fn replay_to(
                 }
                 Merged::Quarantined { reason, raw, position } => {
                     pipeline.quarantined(reason);
+                    if let Some(m) = metrics.as_deref_mut() {
+                        m.quarantined.with_label_values(&[reason.name()]).inc();
+                        m.records.with_label_values(&["quarantined"]).inc();
+                    }
                     if let Some(q) = quarantine.as_mut() {
                         q.write(reason, &position, raw)?;
                     }
                 }
             }
             if !alerts.is_empty() {
+                if let Some(m) = metrics.as_deref_mut() {
+                    for a in &alerts {
+                        m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
+                    }
+                }
                 emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
             }
             if records.is_multiple_of(16_384) {
+                if let Some(m) = metrics.as_deref_mut() {
+                    publish_replay(m, &pipeline, &mut scored_published);
+                }
                 progress.set_position(bytes_done + merge.bytes_read());
                 progress.set_message(format!("{:.0} records/s", records as f64 / started.elapsed().as_secs_f64()));
             }
@@ -804,6 +819,12 @@ pub fn replay_to(
         bytes_done += merge.bytes_read();
     }
     pipeline.finish(&mut alerts);
+    if let Some(m) = metrics {
+        for a in &alerts {
+            m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
+        }
+        publish_replay(m, &pipeline, &mut scored_published);
+    }
     emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
     progress.finish_and_clear();
     if let Some(s) = sink {
@@ -838,6 +859,15 @@ fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions) -> Box<dyn RecordStrea
         }
     }
     Batched::spawn(Box::new(FileChain::new(files, max)))
+}
+
+/// A replay's counts into the served metrics.
+fn publish_replay(m: &mut crate::telemetry::metrics::Metrics, pipeline: &Pipeline, scored_published: &mut u64) {
+    m.publish("replay", &pipeline.stats);
+    m.principals.set(pipeline.principals() as i64);
+    let scored = pipeline.stats.events();
+    m.records.with_label_values(&["scored"]).inc_by(scored.saturating_sub(*scored_published));
+    *scored_published = scored;
 }
 
 fn emit(

@@ -486,6 +486,27 @@ fn sample(body: &str, metric: &str, with: &str) -> Option<f64> {
     body.lines().filter(|l| l.starts_with(metric) && l.contains(with)).find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// `auditwatch run` on `topic` serving metrics on `addr`, with a webhook
+/// that refuses the first alert (400: a dead letter) and takes the rest.
+fn serving_with_a_picky_webhook(
+    bootstrap: &str,
+    topic: &str,
+    state: &Path,
+    alerts: &Path,
+    addr: &str,
+) -> (common::Receiver, Live) {
+    let receiver = common::Receiver::start(0, Box::new(|n, _| common::Reply::status(if n == 0 { 400 } else { 200 })));
+    let hook = receiver.url("/hook");
+    let live = Live::spawn(run(
+        bootstrap,
+        &unique("g"),
+        state,
+        alerts,
+        &["--topic", topic, "--serve", addr, "--webhook", &hook],
+    ));
+    (receiver, live)
+}
+
 #[test]
 fn metrics_health_and_readiness_are_served_while_running() {
     let bootstrap = broker();
@@ -497,16 +518,7 @@ fn metrics_health_and_readiness_are_served_while_running() {
         l.local_addr().unwrap().to_string()
     };
     let state = dir.path().join("state");
-    // A webhook that refuses the first alert (400: dead-lettered) and takes the rest.
-    let receiver = common::Receiver::start(0, Box::new(|n, _| common::Reply::status(if n == 0 { 400 } else { 200 })));
-    let hook = receiver.url("/hook");
-    let mut live = Live::spawn(run(
-        bootstrap,
-        &unique("g"),
-        &state,
-        &dir.path().join("a.jsonl"),
-        &["--topic", &t, "--serve", &addr, "--webhook", &hook],
-    ));
+    let (receiver, mut live) = serving_with_a_picky_webhook(bootstrap, &t, &state, &dir.path().join("a.jsonl"), &addr);
     // Healthy at once; ready only once a partition is assigned.
     let start = Instant::now();
     while http_get(&addr, "/healthz").map(|r| r.0) != Some(200) {
@@ -557,6 +569,162 @@ fn metrics_health_and_readiness_are_served_while_running() {
         "{body}"
     );
     assert_eq!(receiver.hits().len() as f64, sink(&body, "auditwatch_sink_alerts_accepted_total", "webhook-"));
+    live.signal("TERM");
+    let (ok, err) = live.finish();
+    assert!(ok, "{err}");
+}
+
+/// Whether Debian's `prometheus` is installed (scripts/test.sh installs it).
+fn prometheus_available() -> bool {
+    let ok = Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("AUDITWATCH_REQUIRE_PROMETHEUS").is_none(),
+            "prometheus is required (AUDITWATCH_REQUIRE_PROMETHEUS is set)"
+        );
+        eprintln!("skipped: prometheus is not installed (scripts/test.sh installs it)");
+    }
+    ok
+}
+
+/// Prometheus's HTTP API: the `data` of a successful answer.
+fn prom_api(base: &str, path: &str, query: Option<&str>) -> serde_json::Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut req = agent.get(&format!("{base}{path}"));
+    if let Some(q) = query {
+        req = req.query("query", q);
+    }
+    let mut resp = req.call().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["status"], "success", "{path} {query:?}: {body}");
+    body["data"].clone()
+}
+
+/// Every `expr` in a Grafana dashboard, with its variables filled in.
+fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("expr", Some(e)) => out.push(e.replace("$instance", ".*").replace("$__rate_interval", "1m")),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_dashboard_and_rule_query_returns_data_from_a_real_prometheus() {
+    if !prometheus_available() {
+        return;
+    }
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 17, 10, 30);
+    let t = topic(PORT, 2);
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (addr, prom_addr) = (free(), free());
+    let state = dir.path().join("state");
+    let (_receiver, mut live) = serving_with_a_picky_webhook(bootstrap, &t, &state, &dir.path().join("a.jsonl"), &addr);
+
+    // Prometheus scrapes it every second and evaluates the shipped rules.
+    let rules = repo().join("deploy/prometheus/rules.yml");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: auditwatch\n    static_configs:\n      - targets: [\"{addr}\"]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let mut prometheus = Live(Some(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
+    let base = format!("http://{prom_addr}");
+    let scraped = |q: &str| -> Option<f64> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut resp = agent.get(&format!("{base}/api/v1/query")).query("query", q).call().ok()?;
+        let body: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()?;
+        body["data"]["result"].get(0)?["value"][1].as_str()?.parse().ok()
+    };
+    // Scraping before the records arrive, so that rates see them come.
+    let start = Instant::now();
+    while scraped("up{job=\"auditwatch\"}") != Some(1.0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus never scraped auditwatch");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let n = produce(bootstrap, &t, &[&logs], &[]);
+    wait_for_checkpoint(&state, &mut live);
+    // Everything read, every alert delivered or dead-lettered, as Prometheus sees it.
+    while scraped("sum(auditwatch_records_total)") != Some(n as f64)
+        || scraped("sum(auditwatch_sink_queue_depth)") != Some(0.0)
+        || scraped("sum(auditwatch_sink_alerts_dead_lettered_total)") != Some(1.0)
+    {
+        assert!(start.elapsed() < Duration::from_secs(180), "Prometheus never saw the run finish");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Every query of every dashboard parses and returns data.
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(repo().join("grafana/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut queries = Vec::new();
+        dashboard_queries(&dashboard, &mut queries);
+        assert!(!queries.is_empty(), "{} has no query", path.display());
+        for q in queries {
+            let data = prom_api(&base, "/api/v1/query", Some(&q));
+            let result = data["result"].as_array().unwrap();
+            let finite = result
+                .iter()
+                .any(|r| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(f64::is_finite));
+            let own = http_get(&addr, "/metrics").map(|r| r.1).unwrap_or_default();
+            assert!(finite, "{}: `{q}` shows nothing: {data}\nauditwatch serves:\n{own}", path.display());
+        }
+        dashboards += 1;
+    }
+    assert_eq!(dashboards, 4);
+
+    // Every rule is loaded and evaluated without error, and the signal it
+    // thresholds returns data.
+    let data = prom_api(&base, "/api/v1/rules", None);
+    let rules: Vec<&serde_json::Value> =
+        data["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+    assert_eq!(rules.len(), 8, "{data}");
+    for rule in rules {
+        let (name, expr) = (rule["name"].as_str().unwrap(), rule["query"].as_str().unwrap());
+        assert_eq!(rule["health"], "ok", "{name}: {rule}");
+        let signal = rule["annotations"]["signal"].as_str().unwrap_or_else(|| panic!("{name} has no signal"));
+        assert!(
+            expr.replace(' ', "").starts_with(&signal.replace(' ', "")),
+            "{name}: `{expr}` does not threshold `{signal}`"
+        );
+        let result = prom_api(&base, "/api/v1/query", Some(signal));
+        assert!(!result["result"].as_array().unwrap().is_empty(), "{name}: `{signal}` returns nothing");
+    }
+    // The dead-letter rule fires: a 400 was dead-lettered.
+    let alerts = prom_api(&base, "/api/v1/alerts", None);
+    assert!(
+        alerts["alerts"].as_array().unwrap().iter().any(|a| a["labels"]["alertname"] == "AuditwatchDeadLetters"),
+        "{alerts}"
+    );
+
+    prometheus.signal("TERM");
+    prometheus.finish();
     live.signal("TERM");
     let (ok, err) = live.finish();
     assert!(ok, "{err}");

@@ -24,7 +24,6 @@
 mod changelog;
 mod checkpoint;
 mod config;
-mod metrics;
 mod repartition;
 
 pub use config::{LiveConfig, LiveConfigError};
@@ -190,7 +189,7 @@ struct Live {
     latency: hdrhistogram::Histogram<u64>,
     first_record: Option<Instant>,
     last_record: Option<Instant>,
-    metrics: metrics::LiveMetrics,
+    metrics: crate::telemetry::metrics::Metrics,
     /// `/readyz`: partitions assigned and their state restored.
     ready: Arc<AtomicBool>,
 }
@@ -220,6 +219,8 @@ impl ConsumerContext for LiveContext {
                 live.failed.get_or_insert(e);
             }
             for key in revoked {
+                let stats = live.parts.get(&key).map(|p| p.pipeline.stats.clone());
+                live.metrics.forget(&format!("{}/{}", key.0, key.1), stats.as_ref());
                 if live.parts.remove(&key).is_some() {
                     live.stats.partitions_revoked += 1;
                     let _ = live.metrics.lag.remove_label_values(&[&key.0, &key.1.to_string()]);
@@ -250,6 +251,26 @@ impl ConsumerContext for LiveContext {
 }
 
 impl Live {
+    /// Publishes the pipelines' counts (events by shape, late events,
+    /// buckets scored) to the metrics.
+    /// Sets the lag gauge of every held partition: the broker's high
+    /// watermark minus the next offset to read.
+    fn refresh_lag(&mut self, consumer: &BaseConsumer<LiveContext>) {
+        for ((topic, partition), part) in &self.parts {
+            if let Ok((_, high)) = consumer.fetch_watermarks(topic.as_str(), *partition, Duration::from_millis(500))
+                && high >= 0
+            {
+                self.metrics.lag.with_label_values(&[topic, &partition.to_string()]).set((high - part.next).max(0));
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        for ((topic, partition), part) in &self.parts {
+            self.metrics.publish(&format!("{topic}/{partition}"), &part.pipeline.stats);
+        }
+    }
+
     /// Restores (or starts) the state of a newly assigned partition.
     fn assign(&mut self, topic: &str, partition: i32) -> Result<(), LiveError> {
         let key = (topic.to_owned(), partition);
@@ -350,9 +371,13 @@ impl Live {
             let now_ms =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             let latency = (now_ms - produced).clamp(1, 86_400_000) as u64;
-            for _ in 0..raised.len() {
+            for a in raised.iter() {
                 let _ = self.latency.record(latency);
                 self.metrics.latency.observe(latency as f64 / 1000.0);
+                self.metrics.end_to_end.record_ms(latency);
+                if let Ok(end) = crate::time::EventTime::parse(&a.window_end) {
+                    self.metrics.bucket_close.record_ms(now_ms.saturating_sub(end.0).max(0) as u64);
+                }
             }
         }
         if !refused.is_empty() {
@@ -438,14 +463,10 @@ impl Live {
         if let Some((producer, _)) = self.quarantine_topic.as_ref() {
             producer.flush(Duration::from_secs(30))?;
         }
+        self.refresh_lag(consumer);
         let mut offsets = TopicPartitionList::new();
         let mut written = 0;
         for ((topic, partition), part) in self.parts.iter_mut() {
-            if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
-                && high >= 0
-            {
-                self.metrics.lag.with_label_values(&[topic, &partition.to_string()]).set((high - part.next).max(0));
-            }
             if only.is_some_and(|keys| !keys.iter().any(|(t, p)| t == topic && p == partition)) {
                 continue;
             }
@@ -469,6 +490,8 @@ impl Live {
         self.stats.checkpoints += 1;
         self.metrics.checkpoints.inc();
         self.metrics.checkpoint_bytes.set(written as i64);
+        self.metrics.state_bytes.set(self.parts.values().map(|p| p.last_bytes).sum::<usize>() as i64);
+        self.publish();
         self.metrics.principals.set(self.parts.values().map(|p| p.pipeline.principals()).sum::<usize>() as i64);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.metrics.last_checkpoint.set(now as i64);
@@ -498,6 +521,8 @@ pub struct RunOptions {
     /// Sinks, spool folder and drain timeout (`spool_dir` and
     /// `drain_timeout` set by the caller).
     pub delivery: crate::sink::config::DeliveryConfig,
+    /// With `serve`: keep serving this long after stopping.
+    pub linger: Duration,
 }
 
 /// Consumes until SIGTERM/SIGINT (or `exit_when_idle`), then drains,
@@ -521,7 +546,7 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
         Some(t) => Some((cfg.producer_config().create::<BaseProducer>()?, t.clone())),
         None => None,
     };
-    let metrics = metrics::LiveMetrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?;
+    let metrics = crate::telemetry::metrics::Metrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?;
     let spool_dir = opts.delivery.spool_dir.clone().unwrap_or_else(|| cfg.state_dir.join("spool"));
     let sinks = FanOut::open(&opts.delivery, &spool_dir, crate::sink::Mode::Continuous, &metrics.registry)?;
     let live = Live {
@@ -565,6 +590,8 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
     let mut last_checkpoint_took = Duration::ZERO;
     let mut since_checkpoint: u64 = 0;
     let mut last_record = Instant::now();
+    let mut last_published = Instant::now();
+    let mut last_lag = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -590,6 +617,19 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
         }
         if let Some(e) = consumer.context().lock().failed.take() {
             return Err(e);
+        }
+        if last_published.elapsed() >= Duration::from_secs(1) {
+            let mut live = consumer.context().lock();
+            live.publish();
+            if last_lag.elapsed() >= Duration::from_secs(5) {
+                // Lag keeps moving between checkpoints (and while idle).
+                live.refresh_lag(&consumer);
+                last_lag = Instant::now();
+            }
+            if live.stats.checkpoints > 0 {
+                live.metrics.checkpoint_age.set(last_checkpoint.elapsed().as_secs() as i64);
+            }
+            last_published = Instant::now();
         }
         // A checkpoint writes each changed partition's whole state, which
         // grows with its principals: never spend more than a tenth of the
@@ -632,5 +672,11 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
         });
     }
     stats.max_rss_mib = max_rss_mib();
+    drop(live);
+    if opts.serve.is_some() && !opts.linger.is_zero() {
+        consumer.context().lock().publish();
+        tracing::info!(seconds = opts.linger.as_secs_f64(), "serving metrics a while longer (--linger)");
+        std::thread::sleep(opts.linger);
+    }
     Ok((stats, report))
 }

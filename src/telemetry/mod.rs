@@ -5,6 +5,7 @@
 //! bounded: never a principal, an IP or an error text. `serve` exposes a
 //! Prometheus registry over HTTP (live mode's metrics: `live::metrics`).
 
+pub mod metrics;
 pub mod serve;
 
 use crate::decode::QuarantineReason;
