@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Third-party Parquet reader/writer for the Parquet interoperability tests.
 # confluent-kafka is the third-party Kafka client the live-mode tests produce with.
-if ! python3 -c "import pyarrow, duckdb, confluent_kafka" 2>/dev/null; then
-    echo "installing pyarrow, duckdb and confluent-kafka from PyPI (test-only dependencies)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb confluent-kafka
+# PyYAML reads the deployment manifests in tests/deploy.rs.
+if ! python3 -c "import pyarrow, duckdb, confluent_kafka, yaml" 2>/dev/null; then
+    echo "installing pyarrow, duckdb, confluent-kafka and PyYAML from PyPI (test-only dependencies)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb confluent-kafka pyyaml
 fi
 export AUDITWATCH_REQUIRE_PYARROW=1
 
