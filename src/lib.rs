@@ -17,9 +17,11 @@
 //! - [`access`]: who may do what, built from grants, groups, admin roles
 //!   and removals in the stream.
 //! - [`alert`]: the alert schema, deterministic ids and the alert policy.
-//! - [`sink`]: where alerts and quarantined records are written.
+//! - [`sink`]: where alerts and quarantined records are written: files,
+//!   and the fan-out to SIEMs, chat and paging with a durable spool.
 //! - [`state`]: interning of principal names and the per-principal table.
-//! - [`telemetry`]: counters every stage reports into, and the run summary.
+//! - [`telemetry`]: counters every stage reports into, the run summary, the
+//!   Prometheus metrics and their HTTP endpoints.
 //! - [`pipeline`]: wires the stages; replay and the demo share it.
 //! - [`generate`]: synthetic Databricks activity with labelled incidents.
 //! - [`eval`]: precision, recall and time to detect on generated data.
