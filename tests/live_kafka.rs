@@ -322,7 +322,8 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     std::thread::sleep(Duration::from_secs(8));
     let before = alerts(&out).len();
     producer.join().unwrap();
-    assert!(receiver.hits().len() > 1, "the first process tried the webhook");
+    // (How many alerts the first process spooled depends on where the kill
+    // lands; whatever it spooled must arrive once, as must the rest.)
     up.store(true, Ordering::SeqCst);
     let err = run_to_end(run(
         bootstrap,

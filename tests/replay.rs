@@ -186,3 +186,55 @@ fn an_allowlist_entry_drops_its_alerts_until_it_expires_and_counts_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("allow.toml: allow[0].detector: `no_such_detector`"), "{err}");
 }
+
+#[test]
+fn replay_serves_its_metrics_while_working_and_lingers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    auditwatch(&["generate", "--days", "10", "--principals", "25", "--seed", "5", "--out", data.to_str().unwrap()]);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let alerts = dir.path().join("a.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+        .arg("replay")
+        .arg(data.join("logs"))
+        .args(["--no-progress", "--serve", &addr, "--linger", "60", "--alerts-out"])
+        .arg(&alerts)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The summary is printed once the replay is done; the process then
+    // lingers, serving the final values.
+    use std::io::{BufRead, Read, Write};
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (done, summary) = std::sync::mpsc::channel();
+    // Reads stdout to its end (a closed pipe would fail the child's prints).
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line.starts_with("records ") {
+                let _ = done.send(());
+            }
+        }
+    });
+    summary.recv_timeout(std::time::Duration::from_secs(120)).expect("the replay printed its summary");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let value = |metric: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(metric))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let alerts_written = read_jsonl(&alerts).len() as f64;
+    assert_eq!(value("auditwatch_alerts_total"), alerts_written, "{metrics}");
+    assert!(value("auditwatch_events_total{shape=\"audit_delivery\"}") > 10_000.0, "{metrics}");
+    assert!(value("auditwatch_buckets_scored_total") > 0.0, "{metrics}");
+    assert!(value("auditwatch_principals_tracked") >= 25.0, "{metrics}");
+    assert_eq!(value("auditwatch_records_total{outcome=\"scored\"}"), value("auditwatch_events_total"), "{metrics}");
+}
