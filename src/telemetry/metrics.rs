@@ -203,6 +203,7 @@ impl Metrics {
             "From the producer timestamp of the record that closed a bucket to the alert written (hdrhistogram quantiles).",
         )?;
         registry.register(Box::new(end_to_end.clone()))?;
+        registry.register(Box::new(super::process::ProcessCollector::new()?))?;
         Ok(Metrics {
             events,
             late: counter(

@@ -6,6 +6,7 @@
 //! Prometheus registry over HTTP (live mode's metrics: `live::metrics`).
 
 pub mod metrics;
+pub mod process;
 pub mod serve;
 
 use crate::decode::QuarantineReason;
