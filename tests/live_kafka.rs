@@ -288,7 +288,19 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     // The killed member holds the partition until its session times out:
     // 6 s rather than librdkafka's 45 s.
     let config = dir.path().join("aw.toml");
-    std::fs::write(&config, "[kafka.client]\n\"session.timeout.ms\" = 6000\n").unwrap();
+    // File sinks too: OCSF findings appended as JSON lines, and Parquet
+    // rolled at each checkpoint; across the kill neither holds an alert twice.
+    let (findings, table) = (dir.path().join("findings.jsonl"), dir.path().join("table/alerts.parquet"));
+    std::fs::create_dir_all(table.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka.client]\n\"session.timeout.ms\" = 6000\n[[sink]]\nname = \"lake\"\ntype = \"file\"\npath = \"{}\"\nformat = \"ocsf\"\n[[sink]]\nname = \"table\"\ntype = \"file\"\npath = \"{}\"\n",
+            findings.display(),
+            table.display()
+        ),
+    )
+    .unwrap();
     let c = config.to_str().unwrap();
     // A webhook that fails (503) while the first process runs: its alerts
     // wait in the spool when it is killed, and the restart delivers them.
@@ -316,6 +328,7 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     std::thread::sleep(Duration::from_millis(1500));
     first.signal("KILL");
     first.finish();
+
     // Restart once the dead member's session has expired: tansu 0.6 hands a
     // partition to a member that joins while a dead one is still in the
     // group, and does not rebalance when that session later expires.
@@ -343,6 +356,30 @@ fn a_process_killed_mid_stream_loses_and_repeats_no_alert() {
     let mut logged = alert_ids(&got);
     logged.sort();
     assert_eq!(delivered, logged);
+    // The OCSF file holds each finding once.
+    let mut uids: Vec<String> = std::fs::read_to_string(&findings)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["finding_info"]["uid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    uids.sort();
+    assert_eq!(uids, logged);
+    // The finished Parquet parts (pyarrow reads them) hold each alert once;
+    // a part cut short by the kill stays `.partial` and is not one of them.
+    let parts: Vec<String> = walk(table.parent().unwrap())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(!parts.is_empty());
+    let script = "import sys, pyarrow.parquet as pq\nfor p in sys.argv[1:]:\n    for i in pq.read_table(p).column('alert_id').to_pylist(): print(i)";
+    let out = Command::new("python3").args(["-c", script]).args(&parts).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut in_parquet: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    in_parquet.sort();
+    assert_eq!(in_parquet, logged);
 }
 
 #[test]

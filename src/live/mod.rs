@@ -487,6 +487,10 @@ impl Live {
         if let Some(log) = self.changelog.as_mut() {
             log.flush()?;
         }
+        if only.is_none() {
+            // Every partition's state now covers the alerts accepted so far.
+            self.sinks.checkpointed()?;
+        }
         self.stats.checkpoints += 1;
         self.metrics.checkpoints.inc();
         self.metrics.checkpoint_bytes.set(written as i64);

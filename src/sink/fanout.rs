@@ -60,20 +60,32 @@ enum Output {
         ids: Option<HashSet<String>>,
     },
     Parquet(Option<Box<AlertParquet>>),
-    /// Continuous-mode Parquet: one file per `sync` that has alerts.
+    /// Continuous-mode Parquet: one file per checkpoint that has alerts,
+    /// written as `.partial`, closed at `sync` and renamed to `.parquet`
+    /// only at `checkpointed` (a crash in between raises its alerts again,
+    /// into a new part; the stale `.partial` is removed at the next start).
     ParquetRolling {
         path: PathBuf,
         current: Option<(Box<AlertParquet>, PathBuf)>,
+        closed: Vec<(PathBuf, PathBuf)>,
     },
     Stdout {
         format: Format,
     },
 }
 
+/// The ids a remote sink accepted that the state saved so far does not
+/// cover: after a crash, the records that raised them are read again and
+/// raise them again.
 struct RecentIds {
     path: PathBuf,
     file: File,
+    /// Accepted by this process since its last checkpoint.
     ids: HashSet<String>,
+    /// Accepted by an earlier process after its last checkpoint: kept until
+    /// each is raised again (once) or a later run drops it, however many
+    /// checkpoints this process takes before its re-read reaches them.
+    inherited: HashSet<String>,
 }
 
 /// What a sink did over a run.
@@ -193,7 +205,7 @@ impl FanOut {
             let cfg = &sink.config;
             match &mut sink.out {
                 Output::Remote { spool, recent, .. } => {
-                    if recent.as_ref().is_some_and(|r| r.ids.contains(&alert.alert_id)) {
+                    if recent.as_mut().is_some_and(|r| r.seen(&alert.alert_id)) {
                         sink.metrics.repeated.inc();
                         continue;
                     }
@@ -228,14 +240,24 @@ impl FanOut {
                         p.write(&mask::apply(alert, cfg.mask))?;
                     }
                 }
-                Output::ParquetRolling { path, current } => {
+                Output::ParquetRolling { path, current, closed } => {
                     if current.is_none() {
                         let stamp = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_millis());
                         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("alerts");
-                        let final_path = path.with_file_name(format!("{stem}-{stamp}.parquet"));
-                        let tmp = path.with_file_name(format!("{stem}-{stamp}.parquet.partial"));
+                        // Two parts in one millisecond get a sequence number.
+                        let (tmp, final_path) = (0..)
+                            .map(|seq: u32| {
+                                let name =
+                                    if seq == 0 { format!("{stem}-{stamp}") } else { format!("{stem}-{stamp}.{seq}") };
+                                (
+                                    path.with_file_name(format!("{name}.parquet.partial")),
+                                    path.with_file_name(format!("{name}.parquet")),
+                                )
+                            })
+                            .find(|(tmp, fin)| !tmp.exists() && !fin.exists() && !closed.iter().any(|(t, _)| t == tmp))
+                            .unwrap_or_default();
                         *current = Some((Box::new(AlertParquet::create(&tmp)?), final_path));
                     }
                     if let Some((p, _)) = current {
@@ -301,29 +323,43 @@ impl FanOut {
     pub fn sync(&mut self) -> Result<(), SinkError> {
         for sink in &mut self.sinks {
             match &mut sink.out {
-                Output::Remote { spool, recent, .. } => {
-                    spool.sync()?;
-                    // Alerts accepted before this point are durable in the
-                    // spool, and the checkpoint that follows covers the
-                    // records that raised them: they will not come again.
-                    if let Some(r) = recent {
-                        r.clear()?;
-                    }
-                }
+                Output::Remote { spool, .. } => spool.sync()?,
                 Output::Lines { path, out, .. } => {
                     let io = |source| SinkError::Io { path: path.clone(), source };
                     out.flush().map_err(io)?;
                     out.get_ref().sync_data().map_err(io)?;
                 }
-                Output::ParquetRolling { current, .. } => {
+                Output::ParquetRolling { current, closed, .. } => {
                     if let Some((p, final_path)) = current.take() {
                         let tmp = p.path().to_owned();
                         p.finish()?;
+                        let io = |source| SinkError::Io { path: tmp.clone(), source };
+                        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+                        closed.push((tmp, final_path));
+                    }
+                }
+                Output::Parquet(_) | Output::Stdout { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Live mode, once the state covering every alert accepted so far is
+    /// durable: those alerts will not be raised again, so the ids kept to
+    /// recognise them (`accepted.ids`) are forgotten. Before that point a
+    /// crash restarts from the previous checkpoint and raises them again,
+    /// and the ids keep them out of the spools a second time.
+    pub fn checkpointed(&mut self) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            match &mut sink.out {
+                Output::Remote { recent: Some(r), .. } => r.clear()?,
+                Output::ParquetRolling { closed, .. } => {
+                    for (tmp, final_path) in closed.drain(..) {
                         std::fs::rename(&tmp, &final_path)
                             .map_err(|source| SinkError::Io { path: final_path, source })?;
                     }
                 }
-                Output::Parquet(_) | Output::Stdout { .. } => {}
+                _ => {}
             }
         }
         Ok(())
@@ -387,7 +423,19 @@ fn open_file(path: &Path, format: Format, mode: Mode) -> Result<Output, SinkErro
     let parquet = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
     Ok(match (parquet, mode) {
         (true, Mode::Batch) => Output::Parquet(Some(Box::new(AlertParquet::create(path)?))),
-        (true, Mode::Continuous) => Output::ParquetRolling { path: path.into(), current: None },
+        (true, Mode::Continuous) => {
+            // Parts a crash left unrenamed: their alerts are raised again.
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("alerts").to_owned();
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            for entry in std::fs::read_dir(dir).map_err(io)?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{stem}-")) && name.ends_with(".parquet.partial") {
+                    tracing::info!(file = %entry.path().display(), "removing a Parquet part a crash left unfinished");
+                    std::fs::remove_file(entry.path()).map_err(io)?;
+                }
+            }
+            Output::ParquetRolling { path: path.into(), current: None, closed: Vec::new() }
+        }
         (false, Mode::Batch) => {
             Output::Lines { path: path.into(), format, out: BufWriter::new(File::create(path).map_err(io)?), ids: None }
         }
@@ -416,8 +464,13 @@ impl RecentIds {
         let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(io)?;
-        let ids = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
-        Ok(RecentIds { path: path.into(), file, ids })
+        let inherited = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        Ok(RecentIds { path: path.into(), file, ids: HashSet::new(), inherited })
+    }
+
+    /// Whether `id` was accepted already (an inherited id matches once).
+    fn seen(&mut self, id: &str) -> bool {
+        self.ids.contains(id) || self.inherited.remove(id)
     }
 
     fn add(&mut self, id: &str) -> Result<(), SinkError> {
@@ -428,9 +481,115 @@ impl RecentIds {
         Ok(())
     }
 
+    /// The state now covers this process's ids: the file keeps only the
+    /// inherited ones not yet raised again.
     fn clear(&mut self) -> Result<(), SinkError> {
-        self.file.set_len(0).map_err(|source| SinkError::Io { path: self.path.clone(), source })?;
+        let io = |source| SinkError::Io { path: self.path.clone(), source };
+        self.file.set_len(0).map_err(io)?;
+        let mut rest = String::new();
+        for id in &self.inherited {
+            rest.push_str(id);
+            rest.push('\n');
+        }
+        self.file.write_all(rest.as_bytes()).map_err(io)?;
         self.ids.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::config::DeliveryConfig;
+
+    fn alert(id: &str) -> Alert {
+        let mut a = crate::sink::format::tests::sample();
+        a.alert_id = id.into();
+        a
+    }
+
+    fn open(dir: &Path, text: &str) -> (FanOut, prometheus::Registry) {
+        let config = DeliveryConfig::parse(Path::new("t.toml"), text, &[], &Default::default()).unwrap();
+        let registry = prometheus::Registry::new();
+        (FanOut::open(&config, &dir.join("spool"), Mode::Continuous, &registry).unwrap(), registry)
+    }
+
+    fn parquet_ids(path: &Path) -> Vec<String> {
+        let file = File::open(path).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let mut ids = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name("alert_id").unwrap();
+            let col = col.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+            ids.extend(col.iter().map(|v| v.unwrap().to_owned()));
+        }
+        ids
+    }
+
+    #[test]
+    fn continuous_file_sinks_hold_each_alert_once_across_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[[sink]]\nname = \"lines\"\ntype = \"file\"\npath = \"{0}/a.jsonl\"\n[[sink]]\nname = \"table\"\ntype = \"file\"\npath = \"{0}/a.parquet\"\n",
+            dir.path().display()
+        );
+        let (mut f, _) = open(dir.path(), &text);
+        f.accept(&alert("a")).unwrap();
+        f.accept(&alert("b")).unwrap();
+        f.sync().unwrap();
+        f.checkpointed().unwrap();
+        // `c` is written and its part closed, then the process dies before
+        // the state covering it is saved.
+        f.accept(&alert("c")).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        // The restart raises `b`? No: b is before the checkpoint. It raises `c` again, then `d`.
+        let (mut f, _) = open(dir.path(), &text);
+        f.accept(&alert("c")).unwrap();
+        f.accept(&alert("d")).unwrap();
+        f.sync().unwrap();
+        f.checkpointed().unwrap();
+        f.finish(Duration::ZERO).unwrap();
+
+        let lines: Vec<String> = std::fs::read_to_string(dir.path().join("a.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Alert>(l).unwrap().alert_id)
+            .collect();
+        assert_eq!(lines, ["a", "b", "c", "d"]);
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        parts.retain(|p| p.to_string_lossy().contains("a-"));
+        assert!(parts.iter().all(|p| p.extension().is_some_and(|e| e == "parquet")), "stale part left: {parts:?}");
+        let mut ids: Vec<String> = parts.iter().flat_map(|p| parquet_ids(p)).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_remote_sink_remembers_accepted_ids_until_the_state_is_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 9: every alert stays in the spool.
+        let text = "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n";
+        let (mut f, _) = open(dir.path(), text);
+        f.accept(&alert("a")).unwrap();
+        f.sync().unwrap();
+        f.finish(Duration::ZERO).unwrap(); // a crash before the state was saved
+        let (mut f, registry) = open(dir.path(), text);
+        // The restarted process checkpoints before its re-read reaches `a`.
+        f.sync().unwrap();
+        f.checkpointed().unwrap();
+        f.accept(&alert("a")).unwrap(); // raised again after the restart: not spooled twice
+        let repeated = registry
+            .gather()
+            .iter()
+            .find(|m| m.name() == "auditwatch_sink_alerts_repeated_total")
+            .map(|m| m.get_metric()[0].get_counter().get_value());
+        assert_eq!(repeated, Some(1.0));
+        f.checkpointed().unwrap();
+        f.accept(&alert("a")).unwrap(); // after a checkpoint an id is new again (a later window would differ)
+        let report = f.finish(Duration::ZERO).unwrap();
+        assert_eq!(report.sinks[0].remaining, 2);
     }
 }
