@@ -166,7 +166,9 @@ impl FanOut {
         for config in &config.sinks {
             let m = metrics.for_sink(&config.name);
             let out = match &config.kind {
-                kind if kind.is_remote() => {
+                SinkKind::File { path, format } => open_file(path, *format, mode)?,
+                SinkKind::Stdout { format } => Output::Stdout { format: *format },
+                _ => {
                     let dir = spool_dir.join(&config.name);
                     let spool = Spool::open(&dir)?;
                     m.queue_depth.set(spool.len() as i64);
@@ -182,9 +184,6 @@ impl FanOut {
                     };
                     Output::Remote { spool, worker: Some(worker), dir, recent }
                 }
-                SinkKind::File { path, format } => open_file(path, *format, mode)?,
-                SinkKind::Stdout { format } => Output::Stdout { format: *format },
-                _ => unreachable!("every kind is remote, a file or stdout"),
             };
             sinks.push(Sink { config: config.clone(), metrics: m, out });
         }
