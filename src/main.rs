@@ -96,7 +96,7 @@ enum Command {
     /// principal, or pass --repartition-topic. Flags override the config
     /// file; see README, "Live mode on Kafka", for every key.
     Run {
-        /// Configuration file (TOML: [kafka], [kafka.client], [state], [output]).
+        /// Configuration file (TOML: [kafka], [kafka.client], [state], [output], [delivery], [[sink]]).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Bootstrap servers, HOST:PORT[,HOST:PORT...] [default: 127.0.0.1:9092].

@@ -137,3 +137,38 @@ fn rules_pass_promtool_and_the_unit_passes_systemd_analyze() {
     let problems: Vec<&str> = err.lines().filter(|l| l.contains("auditwatch.service")).collect();
     assert!(out.status.success() && problems.is_empty(), "{err}");
 }
+
+#[test]
+fn dashboards_are_well_formed_for_grafana() {
+    let mut uids = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("grafana/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.display().to_string();
+        let d: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(uids.insert(d["uid"].as_str().unwrap().to_owned()), "{name}: uid used twice");
+        assert!(d["title"].as_str().is_some_and(|t| t.starts_with("auditwatch")), "{name}");
+        let vars: Vec<&str> =
+            d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for p in d["panels"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap();
+            assert!(ids.insert(p["id"].as_u64().unwrap()), "{name}: panel id used twice");
+            let g = &p["gridPos"];
+            assert!(g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24, "{name}/{title}: wider than the grid");
+            assert!(["timeseries", "stat"].contains(&p["type"].as_str().unwrap()), "{name}/{title}");
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{name}/{title}: not on the datasource variable");
+            let mut refs = std::collections::BTreeSet::new();
+            for t in p["targets"].as_array().unwrap() {
+                assert!(refs.insert(t["refId"].as_str().unwrap().to_owned()), "{name}/{title}: refId twice");
+                let expr = t["expr"].as_str().unwrap();
+                for var in ["instance", "datasource"] {
+                    if expr.contains(&format!("${var}")) {
+                        assert!(vars.contains(&var), "{name}/{title}: ${var} is not a variable");
+                    }
+                }
+                assert!(expr.contains("$instance"), "{name}/{title}: `{expr}` ignores the instance filter");
+            }
+        }
+    }
+    assert_eq!(uids.len(), 4);
+}
