@@ -431,7 +431,10 @@ fn validate(
             (Some(u), None) => Some(Secret::new(u.clone())),
             (None, Some(u)) => Some(u),
             (None, None) => {
-                errors.push(format!("{who}: a URL is required (`url`, `url_env` or `url_file`)"));
+                // An unreadable `url_env`/`url_file` has said so already.
+                if spec.url_env.is_none() && spec.url_file.is_none() {
+                    errors.push(format!("{who}: a URL is required (`url`, `url_env` or `url_file`)"));
+                }
                 None
             }
         }
@@ -788,6 +791,15 @@ mod tests {
             assert!(err.contains(needle), "{needle} missing from:\n{err}");
         }
         assert!(!err.contains("ftp://x"), "a URL that may be secret is not echoed");
+    }
+
+    #[test]
+    fn a_missing_secret_url_is_one_error() {
+        let err = parse("[[sink]]\nname = \"s\"\ntype = \"slack\"\nurl_env = \"NOPE\"\n").unwrap_err().to_string();
+        assert_eq!(err.matches("sink `s`").count(), 1, "{err}");
+        assert!(err.contains("environment variable NOPE is not set"), "{err}");
+        let err = parse("[[sink]]\nname = \"s\"\ntype = \"slack\"\n").unwrap_err().to_string();
+        assert!(err.contains("a URL is required"), "{err}");
     }
 
     #[test]
