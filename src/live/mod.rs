@@ -144,15 +144,6 @@ impl std::fmt::Display for LiveStats {
     }
 }
 
-/// Peak resident set size from /proc (Linux only): the one figure the
-/// benchmark needs, not worth a crate.
-fn max_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// One assigned partition.
 struct Part {
     pipeline: Pipeline,
@@ -185,8 +176,6 @@ struct Live {
     scratch: Event,
     raised: Vec<Alert>,
     print_alerts: bool,
-    /// Produce-to-alert latency in ms (1 ms to 1 day, 3 significant digits).
-    latency: hdrhistogram::Histogram<u64>,
     first_record: Option<Instant>,
     last_record: Option<Instant>,
     metrics: crate::telemetry::metrics::Metrics,
@@ -372,7 +361,6 @@ impl Live {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             let latency = (now_ms - produced).clamp(1, 86_400_000) as u64;
             for a in raised.iter() {
-                let _ = self.latency.record(latency);
                 self.metrics.latency.observe(latency as f64 / 1000.0);
                 self.metrics.end_to_end.record_ms(latency);
                 if let Ok(end) = crate::time::EventTime::parse(&a.window_end) {
@@ -568,8 +556,6 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
         scratch: Event::default(),
         raised: Vec::new(),
         print_alerts: opts.print_alerts,
-        latency: hdrhistogram::Histogram::new_with_bounds(1, 86_400_000, 3)
-            .map_err(|e| LiveError::Config(format!("latency histogram: {e}")))?,
         first_record: None,
         last_record: None,
         metrics,
@@ -666,16 +652,11 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
     if let (Some(first), Some(last)) = (live.first_record, live.last_record) {
         stats.busy_seconds = (last - first).as_secs_f64();
     }
-    let h = &live.latency;
-    if !h.is_empty() {
-        stats.latency_ms = Some(LatencySummary {
-            alerts: h.len(),
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-        });
+    // The same hdrhistogram /metrics exports as a summary.
+    if let Some((p50, p99, max, alerts)) = live.metrics.end_to_end.snapshot() {
+        stats.latency_ms = Some(LatencySummary { alerts, p50, p99, max });
     }
-    stats.max_rss_mib = max_rss_mib();
+    stats.max_rss_mib = crate::telemetry::process::peak_resident_bytes().map(|b| b / (1024.0 * 1024.0));
     drop(live);
     if opts.serve.is_some() && !opts.linger.is_zero() {
         consumer.context().lock().publish();

@@ -439,15 +439,8 @@ fn open_file(path: &Path, format: Format, mode: Mode) -> Result<Output, SinkErro
             Output::Lines { path: path.into(), format, out: BufWriter::new(File::create(path).map_err(io)?), ids: None }
         }
         (false, Mode::Continuous) => {
-            let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
-            let mut text = Vec::new();
-            f.read_to_end(&mut text).map_err(io)?;
-            // A last line cut short by a crash is dropped; its alert comes again.
-            let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            if complete < text.len() {
-                f.set_len(complete as u64).map_err(io)?;
-            }
-            let ids = text[..complete]
+            let (f, text) = super::reopen_lines(path)?;
+            let ids = text
                 .split(|b| *b == b'\n')
                 .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
                 .filter_map(|v| format::id_of(&v, format).map(str::to_owned))

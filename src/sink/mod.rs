@@ -79,6 +79,23 @@ impl AlertFile {
     }
 }
 
+/// Opens a JSON-lines file for appending across restarts and returns it
+/// with its complete lines. A last line cut short by a crash is not an
+/// alert: it is cut off the file (its alert is raised again).
+pub(crate) fn reopen_lines(path: &Path) -> Result<(File, Vec<u8>), SinkError> {
+    let io = |source| SinkError::Io { path: path.into(), source };
+    let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut text).map_err(io)?;
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        tracing::warn!(path = %path.display(), bytes = text.len() - complete, "alerts file ends with a partial line (a crash while writing); dropping it");
+        f.set_len(complete as u64).map_err(io)?;
+        text.truncate(complete);
+    }
+    Ok((f, text))
+}
+
 /// An append-only JSON-lines alert log that survives restarts (live mode).
 ///
 /// Opening it reads the `alert_id` of every alert it holds, so that an
@@ -99,21 +116,13 @@ pub struct AlertLog {
 
 impl AlertLog {
     pub fn open(path: &Path) -> Result<Self, SinkError> {
-        let io = |source| SinkError::Io { path: path.into(), source };
-        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut f, &mut text).map_err(io)?;
-        let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "alerts file ends with a partial line (a crash while writing); dropping it");
-            f.set_len(complete as u64).map_err(io)?;
-        }
+        let (f, text) = reopen_lines(path)?;
         #[derive(serde::Deserialize)]
         struct Id {
             alert_id: String,
         }
         let mut ids = std::collections::HashSet::new();
-        for line in text[..complete].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<Id>(line) {
                 Ok(id) => {
                     ids.insert(id.alert_id);

@@ -37,6 +37,11 @@ impl ProcessCollector {
     }
 }
 
+/// Peak resident memory (VmHWM) in bytes, for exit summaries.
+pub fn peak_resident_bytes() -> Option<f64> {
+    status_bytes(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM:")
+}
+
 /// A `kB` figure of /proc/self/status, in bytes.
 fn status_bytes(status: &str, key: &str) -> Option<f64> {
     let kib: f64 =
