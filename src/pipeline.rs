@@ -242,14 +242,14 @@ impl Pipeline {
             detectors: config
                 .definitions
                 .iter()
-                .filter(|d| d.model == Model::SeasonalGammaPoisson)
+                .filter(|d| matches!(d.model, Model::SeasonalCounts | Model::UnusualHours))
                 .cloned()
                 .map(CountDetector::new)
                 .collect(),
             value_detectors: config
                 .definitions
                 .iter()
-                .filter(|d| d.model == Model::LogStudentT)
+                .filter(|d| d.model == Model::SeasonalValues)
                 .cloned()
                 .map(ValueDetector::new)
                 .collect(),

@@ -4,25 +4,26 @@
 //! can be run on public anomaly benchmarks.
 //!
 //! Counts (every value a non-negative integer) go through the seasonal
-//! Gamma–Poisson model ([`SeasonalCounts`]); other values through the
-//! hourly log-scale Student-t model ([`HourlyValues`]). Scoring is online
+//! negative binomial model ([`SeasonalCounts`], with global priors: a
+//! series has no peers); other values through the seasonal Student-t
+//! model ([`SeasonalValues`], hours of the day and of the week). Scoring is online
 //! and predictive: each row is scored against what the model had learnt
 //! from the rows before it, then learnt; a score once written is never
 //! revised. Rows are scored in time order (the file is sorted first, ties
 //! kept in file order) and written in that order.
 
-use crate::baseline::count::SeasonalCounts;
+use crate::baseline::count::{CountPrior, SeasonalCounts};
 use crate::baseline::score_of;
-use crate::baseline::value::HourlyValues;
+use crate::baseline::value::{Forgetting, SeasonalValues};
 use crate::time::{EventTime, MS_PER_HOUR};
 use std::path::{Path, PathBuf};
 
 /// Which model scores the series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeriesModel {
-    /// Counts: the seasonal Gamma–Poisson model.
+    /// Counts: the seasonal negative binomial model.
     Count,
-    /// Positive values: the hourly log-scale Student-t model.
+    /// Any values: the seasonal Student-t model.
     Value,
 }
 
@@ -44,7 +45,7 @@ pub struct ScoreOptions {
     /// `None`: counts when every value is written as a non-negative integer
     /// (`46`, not `46.0`), values otherwise.
     pub model: Option<SeriesModel>,
-    /// Weight the past keeps per day (`None`: 0.95 for counts, 0.99^24 ≈ 0.79 for values).
+    /// Weight the past keeps per day of event time (`None`: 0.95).
     pub forgetting_per_day: Option<f64>,
     /// Score both tails: 2·min(P(X ≥ x), P(X ≤ x)) (a drop matters too).
     pub two_sided: bool,
@@ -98,7 +99,6 @@ struct Row {
 
 const BAD_TIME: &str = "unparsable timestamp";
 const BAD_VALUE: &str = "unparsable or missing value";
-const NOT_POSITIVE: &str = "value ≤ 0 (the value model is on a log scale)";
 const NOT_A_COUNT: &str = "not a non-negative integer (the count model counts)";
 const WARMING_UP: &str = "warm-up (learnt, not scored)";
 
@@ -163,17 +163,9 @@ pub fn score_series(input: &Path, output: &Path, opts: &ScoreOptions) -> Result<
     let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_unstable();
     let cadence_ms = gaps.get(gaps.len() / 2).copied().unwrap_or(MS_PER_HOUR).max(1);
-    // The models' forgetting is per update of an hour slot (counts) or per
-    // value (values); the option is per day, so a 5-minute series forgets
-    // at the same pace in days as an hourly one.
-    let per_day = opts.forgetting_per_day.unwrap_or(match model {
-        SeriesModel::Count => 0.95,
-        SeriesModel::Value => 0.99f64.powi(24),
-    });
-    let keep = match model {
-        SeriesModel::Count => per_day.powf((cadence_ms as f64 / MS_PER_HOUR as f64).min(24.0)),
-        SeriesModel::Value => per_day.powf((cadence_ms as f64 / (24 * MS_PER_HOUR) as f64).min(1.0)),
-    };
+    // The models forget by elapsed event time, so a 5-minute series
+    // forgets at the same pace in days as an hourly one.
+    let per_day = opts.forgetting_per_day.unwrap_or(0.95);
 
     let mut writer = csv::Writer::from_path(output).map_err(csv_err(output))?;
     let mut head = vec![header[tc].trim(), header[vc].trim(), "score"];
@@ -183,7 +175,8 @@ pub fn score_series(input: &Path, output: &Path, opts: &ScoreOptions) -> Result<
     writer.write_record(&head).map_err(csv_err(output))?;
 
     let mut counts = SeasonalCounts::default();
-    let mut values = HourlyValues::default();
+    let count_prior = CountPrior::default();
+    let mut values = SeasonalValues::<168>::default();
     let mut report =
         ScoreReport { model, rows: rows.len() as u64, scored: 0, skipped: Vec::new(), cadence_ms, top: None };
     let mut skip = |reason: &'static str, line: u64| match report.skipped.iter_mut().find(|s| s.0 == reason) {
@@ -217,21 +210,17 @@ pub fn score_series(input: &Path, output: &Path, opts: &ScoreOptions) -> Result<
                     None
                 }
                 SeriesModel::Count => {
-                    let p = counts.predict(t);
+                    let p = counts.predict(t, &count_prior);
                     let n = v as u64;
                     let upper = p.p_value(n);
                     let pv = if opts.two_sided { (2.0 * upper.min(p.p_value_below(n))).min(1.0) } else { upper };
-                    counts.update(t, v, keep);
+                    counts.update(t, n, Some(&p), per_day);
                     let (low, high) = if opts.explain { p.interval() } else { (0.0, 0.0) };
                     Some((score_of(pv), p.expected, low, high))
                 }
-                SeriesModel::Value if v <= 0.0 => {
-                    skip(NOT_POSITIVE, r.line);
-                    None
-                }
                 SeriesModel::Value => {
                     let p = values.predict(t);
-                    values.update(t, v, keep);
+                    values.update(t, v, Forgetting::PerDay(per_day));
                     Some(match p {
                         Some(p) => {
                             let upper = p.p_value(v);
@@ -240,8 +229,8 @@ pub fn score_series(input: &Path, output: &Path, opts: &ScoreOptions) -> Result<
                             let (low, high) = if opts.explain { p.interval() } else { (0.0, 0.0) };
                             (score_of(pv), p.expected, low, high)
                         }
-                        // The first value: nothing to compare it with.
-                        None => (0, v, 0.0, f64::INFINITY),
+                        // The first values fix the scale: nothing to compare them with.
+                        None => (0, v, f64::NEG_INFINITY, f64::INFINITY),
                     })
                 }
             },
@@ -377,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn values_use_the_log_model_and_a_drop_scores_only_when_two_sided() {
+    fn values_use_the_value_model_and_a_drop_scores_only_when_two_sided() {
         let text = hourly(14, |d, h| {
             let base = 100.0 + (h % 4) as f64 * 3.0;
             (if d == 10 && h == 12 {
@@ -393,7 +382,7 @@ mod tests {
         let (report, rows) = run(&text, &defaults());
         assert_eq!(report.model, SeriesModel::Value);
         let score = |rows: &Vec<Vec<String>>, day: i64| rows[1 + (day * 24 + 12) as usize][2].parse::<u8>().unwrap();
-        assert!(score(&rows, 11) >= 60, "a 25× jump: {}", score(&rows, 11));
+        assert!(score(&rows, 11) >= 50, "a 25× jump: {}", score(&rows, 11));
         assert!(score(&rows, 10) < 5, "one-sided ignores a drop: {}", score(&rows, 10));
         let (_, rows) = run(&text, &ScoreOptions { two_sided: true, ..defaults() });
         assert!(score(&rows, 10) >= 40, "two-sided sees the drop: {}", score(&rows, 10));
@@ -417,12 +406,11 @@ mod tests {
         };
         let (report, rows) = run(text, &opts);
         assert_eq!(report.model, SeriesModel::Value, "-1 is not a count");
-        assert_eq!((report.rows, report.scored), (7, 4));
+        assert_eq!((report.rows, report.scored), (7, 5), "-1 is a value like any other");
         assert_eq!(rows.len(), 8, "every row is written, unscored ones with an empty score");
         assert_eq!(rows[0], ["when", "n", "score"]);
         let reasons: Vec<(&str, u64)> = report.skipped.iter().map(|(r, n, _)| (*r, *n)).collect();
         assert!(reasons.contains(&(BAD_TIME, 1)) && reasons.contains(&(BAD_VALUE, 1)), "{reasons:?}");
-        assert!(reasons.contains(&(NOT_POSITIVE, 1)), "{reasons:?}");
         assert!(report.render().contains("1 rows not scored: unparsable timestamp (lines 6)"), "{}", report.render());
     }
 

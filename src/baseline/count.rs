@@ -1,275 +1,686 @@
-//! Seasonal Gamma–Poisson model of event counts per bucket.
+//! Seasonal model of how many events a principal has in a bucket it is
+//! active in: the "how much" question.
 //!
-//! Counts in a bucket are Poisson with a rate that has a Gamma posterior,
-//! so the predictive distribution of the next count is negative binomial.
-//! The rate has two seasonal layers. The *slot* (hour of day ×
-//! weekday/weekend, 48 slots) learns fast, from every day: a principal who
-//! works 9–17 on weekdays is not surprising at 10:00 on a Tuesday and is at
-//! 03:00 on a Sunday. The *hour of the week* (168 slots) learns a weekly
-//! rhythm on top, one update a week: a report that runs every Monday at
-//! 09:00 stops being an anomaly after a Monday or two. Each layer is the
-//! prior of the next, worth [`PRIOR_WEIGHT`] buckets: hour of week leans
-//! on the slot, the slot on the same hour of the other kind of day and the
-//! principal's all-hours rate, and those on a weak global prior. Old
-//! buckets fade with a forgetting factor so the baseline follows a
-//! principal whose work changes. State: 216 (`f32` sum, `u16` count) pairs
-//! and one `f32` pair, 1,304 bytes.
+//! Whether a principal is active at an hour at all is another question
+//! (see [`super::activity`]); this model only ever sees the buckets in
+//! which the principal did something, so a weekday worker's first Saturday
+//! at its usual volume is ordinary here, and only its volume can make it
+//! unusual.
+//!
+//! **Overdispersion.** The count `z ≥ 1` of an active bucket is `1 + W`,
+//! with `W` negative binomial: mean `μ − 1` and variance
+//! `(μ − 1) + φ·(μ − 1)²`. The dispersion `φ` is learnt from the
+//! principal's own one-step-ahead prediction errors (method of moments with
+//! forgetting: `φ = Σ(e² − mean)·share / Σ mean²`, the share being the
+//! part of the excess variance not owed to the mean's uncertainty), so the
+//! predictive distribution is as wide as the principal's real bucket-to-
+//! bucket variation, never a posterior over one fixed rate (which
+//! collapses to Poisson and makes every busy hour look impossible). While
+//! the history is short `φ` is shrunk toward the peers' (or a global)
+//! dispersion, worth [`DISPERSION_PRIOR_BUCKETS`] buckets.
+//!
+//! **Seasonality with partial pooling.** The mean has three layers: the
+//! principal's overall active-bucket mean (itself shrunk toward its peers'
+//! by how much principals of that kind differ), the hour of the day (24
+//! slots) shrunk toward it, and the hour of the week (168 slots) shrunk
+//! toward its hour of the day. Each layer's shrinkage comes from how much
+//! that principal's slots really differ from their parents
+//! ([`super::pool`]), on a relative scale; the uncertainty left in the
+//! pooled mean widens the prediction. A weekly Monday report is learnt by
+//! the hour of the week once Mondays differ; a principal whose Mondays are
+//! like its Tuesdays pools them.
+//!
+//! **A recent level.** Real activity comes in busy and quiet days: every
+//! hour of a busy day is busier. The ratio of the recent active buckets'
+//! counts to their seasonal means (half-life [`RECENT_HALF_LIFE_HOURS`])
+//! scales the next prediction, by its credibility: how much the level
+//! really moves is learnt from the covariance of each bucket's relative
+//! error with the recent ones before it (single buckets' noise does not
+//! covary), so a principal without busy days gets no adjustment, and one
+//! whose volume has just doubled for good is followed within hours.
+//!
+//! **Forgetting** is by elapsed event time: every layer keeps `keep` per
+//! day, so each remembers the same span (about `1/(1 − keep)` days) and an
+//! hour of the week simply has a seventh of the samples of an hour of the
+//! day. **Robustness:** an active bucket's count is clipped at four
+//! predictive standard deviations before it is learnt, so an incident
+//! does not teach the model that incidents are normal; the prediction
+//! error behind the dispersion is clipped the same way.
+//!
+//! Tail probabilities are mid-p values (which keep a discrete count's
+//! p-values close to uniform) of a mixture: given its mean, the count is
+//! negative binomial (`statrs`) with the learnt dispersion; the mean
+//! itself is lognormal with the variance left by the pooling and the
+//! recent level, integrated by Gauss–Hermite quadrature. That mixture's
+//! tail is as heavy as a busy day times a busy hour makes it
+//! (`tests/calibration.rs`).
+//! State: 395 `f32`s and one `i64`, 1,588 bytes.
 
-use statrs::distribution::{DiscreteCDF, NegativeBinomial};
+use super::pool::{Slot, between_variance, credibility, slot_credibility};
+use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR};
+use statrs::distribution::{Discrete, DiscreteCDF, NegativeBinomial};
 
-/// Slots of the daily profile: 24 hours × {weekday, weekend}.
-pub const SLOTS: usize = 48;
+/// Hours of the day.
+pub const DAY_HOURS: usize = 24;
 /// Hours of the week.
 pub const WEEK_HOURS: usize = 168;
 
-/// How many buckets' worth of evidence the all-hours rate counts for, as
-/// the prior of a slot.
-pub const PRIOR_WEIGHT: f32 = 2.0;
+/// Buckets of evidence the prior dispersion counts for.
+pub const DISPERSION_PRIOR_BUCKETS: f64 = 5.0;
+/// Half-life of the recent level, in hours of event time: a busy morning
+/// says something about the afternoon, little about next week.
+pub const RECENT_HALF_LIFE_HOURS: f64 = 6.0;
+/// Predictive standard deviations beyond which an observation is clipped
+/// before it is learnt.
+const CLIP_SD: f64 = 4.0;
+/// Fewer discounted samples than this count as none.
+const MIN_SAMPLES: f32 = 1e-3;
 
-/// The global prior: a weak belief in one event per bucket (half a bucket of
-/// evidence), so a principal's own history dominates within a day.
-const GLOBAL_PRIOR_COUNT: f32 = 0.5;
-const GLOBAL_PRIOR_BUCKETS: f32 = 0.5;
-
-/// The slot of a bucket starting at `t`.
-pub fn slot_of(t: crate::time::EventTime) -> usize {
-    let weekend = t.day_of_week() >= 5;
-    t.hour_of_day() as usize + if weekend { 24 } else { 0 }
+/// The hour of the day of `t`, UTC.
+pub fn hour_of_day(t: EventTime) -> usize {
+    t.hour_of_day() as usize
 }
 
 /// The hour of the week of `t`, 0 = Monday 00:00 UTC.
-pub fn hour_of_week(t: crate::time::EventTime) -> usize {
+pub fn hour_of_week(t: EventTime) -> usize {
     (t.day_of_week() * 24 + t.hour_of_day()) as usize
 }
 
-/// Sufficient statistics with forgetting: discounted sum of counts and
-/// discounted number of buckets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Stat {
-    sum: f32,
-    n: f32,
+/// What a principal is expected to look like before its own history says
+/// otherwise: its peers' figures, or global defaults without peers.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CountPrior {
+    /// Mean count of an active bucket.
+    pub mean: f64,
+    /// Relative variance of principals' own means around `mean`: how much
+    /// principals differ from one another (1.0: by about a factor of two
+    /// either way).
+    pub between: f64,
+    /// Negative binomial dispersion `φ` of an active bucket's count.
+    pub dispersion: f64,
 }
 
-impl Stat {
-    fn update(&mut self, count: f32, keep: f32) {
-        self.sum = self.sum * keep + count;
-        self.n = self.n * keep + 1.0;
-    }
-}
-
-/// A discounted number of buckets in 8.8 fixed point. With forgetting it
-/// only grows to 1/(1 − forgetting) (20 for 0.95), so two bytes hold it to
-/// 1/256 of a bucket and saturate at 256 buckets, where one more changes
-/// nothing; a full `f32` per slot would cost a third more state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Samples(u16);
-
-impl Samples {
-    fn get(self) -> f32 {
-        self.0 as f32 / 256.0
-    }
-
-    fn update(&mut self, keep: f32) {
-        self.0 = ((self.get() * keep + 1.0) * 256.0).round().min(u16::MAX as f32) as u16;
-    }
-}
-
-/// One seasonal layer: per slot, the discounted sum of counts and the
-/// discounted number of buckets (in separate arrays: no padding).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Layer<const N: usize> {
-    #[serde(with = "serde_big_array::BigArray")]
-    sum: [f32; N],
-    #[serde(with = "serde_big_array::BigArray")]
-    n: [Samples; N],
-}
-
-impl<const N: usize> Default for Layer<N> {
+impl Default for CountPrior {
+    /// No peers: a few events per active bucket, principals differing by
+    /// factors, and bursty counts (φ = 0.5: the standard deviation of a
+    /// busy bucket is 70% of its mean).
     fn default() -> Self {
-        Layer { sum: [0.0; N], n: [Samples::default(); N] }
+        CountPrior { mean: 3.0, between: 2.0, dispersion: 0.5 }
     }
 }
 
-impl<const N: usize> Layer<N> {
-    fn get(&self, i: usize) -> Stat {
-        Stat { sum: self.sum[i], n: self.n[i].get() }
-    }
-
-    fn update(&mut self, i: usize, count: f32, keep: f32) {
-        self.sum[i] = self.sum[i] * keep + count;
-        self.n[i].update(keep);
-    }
-}
-
-/// The predictive distribution of a bucket's count. The mean and variance
-/// are cheap; tail probabilities and intervals cost incomplete beta
-/// evaluations, so they are computed only when asked (a detector asks for
-/// the tail only when the count could alert, and for the interval only
-/// when it does).
+/// The predictive distribution of an active bucket's count. Tail
+/// probabilities and intervals cost incomplete beta evaluations, so they
+/// are computed only when asked.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prediction {
-    /// Predictive mean.
+    /// Predictive mean count of the bucket, given that it is active.
     pub expected: f64,
-    /// Predictive variance (≥ the mean: counts are overdispersed).
+    /// Predictive variance of that count.
     pub variance: f64,
-    /// Discounted number of buckets behind the expectation.
+    /// The part of the variance that is uncertainty about the mean.
+    pub parameter_variance: f64,
+    /// Discounted active buckets of the principal behind the prediction.
     pub samples: f64,
+    /// The seasonal mean alone, before the recent level adjusted it.
+    pub seasonal: f64,
+    /// The negative binomial dispersion of one bucket around its mean.
+    pub dispersion: f64,
+    /// Relative variance of the mean itself (`parameter_variance / expected²`).
+    pub uncertainty: f64,
+    /// Fraction of the principal's buckets that are active.
+    pub active: f64,
 }
+
+/// Probabilists' Gauss–Hermite rule with 9 points: (node, weight) with
+/// Σ weight·f(node) ≈ E[f(Z)] for Z ~ N(0, 1). Written out: nine constants
+/// do not justify a quadrature crate.
+const GAUSS_HERMITE_9: [(f64, f64); 9] = [
+    (-4.512_745_863_399_8, 2.234_584_400_774_7e-5),
+    (-3.205_407_202_163_0, 2.789_141_321_231_7e-3),
+    (-2.076_847_978_677_8, 4.991_640_676_521_8e-2),
+    (-1.023_255_663_789_1, 2.440_975_028_949_4e-1),
+    (0.0, 4.063_492_063_492_1e-1),
+    (1.023_255_663_789_1, 2.440_975_028_949_4e-1),
+    (2.076_847_978_677_8, 4.991_640_676_521_8e-2),
+    (3.205_407_202_163_0, 2.789_141_321_231_7e-3),
+    (4.512_745_863_399_8, 2.234_584_400_774_7e-5),
+];
 
 impl Prediction {
-    /// The negative binomial with this mean and variance.
-    fn distribution(&self) -> Option<NegativeBinomial> {
-        let m = self.expected.max(1e-9);
-        let v = self.variance.max(m * (1.0 + 1e-9));
-        let p = m / v;
-        NegativeBinomial::new(m * p / (1.0 - p), p).ok()
+    /// The negative binomial of `W = count − 1`, matched to the mean and
+    /// variance (a variance at or below the mean is treated as barely
+    /// overdispersed: Poisson's limit).
+    fn excess(&self) -> Option<NegativeBinomial> {
+        negative_binomial(self.expected - 1.0, self.variance)
     }
 
-    /// P(X ≥ observed).
+    /// `Σ weight · f(NB)` over the uncertainty about the mean: the mean is
+    /// lognormal around `expected` with relative variance `uncertainty`,
+    /// and given it `W` is negative binomial with the learnt dispersion.
+    /// The mixture's tail is heavier than a single negative binomial of the
+    /// same variance, as a busy day times a busy hour is.
+    fn mixture(&self, f: impl Fn(&NegativeBinomial) -> f64) -> f64 {
+        let u = self.uncertainty.max(0.0);
+        if u < 1e-6 {
+            let excess = self.expected - 1.0;
+            return negative_binomial(excess, excess + self.dispersion * excess * excess).map_or(1.0, |nb| f(&nb));
+        }
+        let sigma2 = u.ln_1p();
+        let sigma = sigma2.sqrt();
+        GAUSS_HERMITE_9
+            .iter()
+            .map(|(z, w)| {
+                let excess = (self.expected * (sigma * z - 0.5 * sigma2).exp() - 1.0).max(0.0);
+                w * negative_binomial(excess, excess + self.dispersion * excess * excess).map_or(1.0, |nb| f(&nb))
+            })
+            .sum()
+    }
+
+    /// Mid-p value of the upper tail: `P(X > x) + ½·P(X = x)`. A count of 0
+    /// (an inactive bucket) is never surprising here.
     pub fn p_value(&self, observed: u64) -> f64 {
-        match (observed, self.distribution()) {
-            (0, _) | (_, None) => 1.0,
-            (k, Some(nb)) => nb.sf(k - 1),
+        if observed == 0 {
+            return 1.0;
         }
+        let w = observed - 1;
+        self.mixture(|nb| nb.sf(w) + 0.5 * nb.pmf(w)).clamp(0.0, 1.0)
     }
 
-    /// P(X ≤ observed).
+    /// Mid-p value of the lower tail, `P(X < x) + ½·P(X = x)`, for a
+    /// bucket that is active; an inactive one is as surprising as the
+    /// principal is usually active.
     pub fn p_value_below(&self, observed: u64) -> f64 {
-        self.distribution().map_or(1.0, |nb| nb.cdf(observed))
+        if observed == 0 {
+            return (1.0 - 0.5 * self.active).clamp(0.0, 1.0);
+        }
+        let w = observed - 1;
+        self.mixture(|nb| if w == 0 { 0.0 } else { nb.cdf(w - 1) } + 0.5 * nb.pmf(w)).clamp(0.0, 1.0)
     }
 
-    /// Central 95% predictive interval.
+    /// Central 95% predictive interval of an active bucket's count.
     pub fn interval(&self) -> (f64, f64) {
-        match self.distribution() {
-            Some(nb) => (nb.inverse_cdf(0.025) as f64, nb.inverse_cdf(0.975) as f64),
-            None => (0.0, self.expected),
+        match self.excess() {
+            Some(nb) => (1.0 + nb.inverse_cdf(0.025) as f64, 1.0 + nb.inverse_cdf(0.975) as f64),
+            None => (1.0, self.expected),
         }
     }
 
-    /// The prediction of the sum of two buckets' counts, by matching mean
-    /// and variance (the buckets' rates are treated as independent).
-    pub fn plus(&self, other: &Prediction) -> Prediction {
-        Prediction {
-            expected: self.expected + other.expected,
-            variance: self.variance + other.variance,
-            samples: self.samples.min(other.samples),
+    /// Mean and variance of a bucket's count whether or not it is active.
+    pub fn unconditional(&self) -> (f64, f64) {
+        let (q, m, v) = (self.active, self.expected, self.variance);
+        (q * m, q * v + q * (1.0 - q) * m * m)
+    }
+
+    /// Upper-tail mid-p value of `total`, the sum of the bucket before this
+    /// one (`previous`, active or not) and this active bucket, by matching
+    /// the sum's mean and variance (the buckets are treated as
+    /// independent). A burst is then told from a shift: a job that ran
+    /// late moves its events into the next hour, which looks busy alone
+    /// and ordinary together with the quiet hour before it.
+    pub fn p_value_with(&self, previous: &Prediction, total: u64) -> f64 {
+        let (pm, pv) = previous.unconditional();
+        let (m, v) = (pm + self.expected, pv + self.variance);
+        match negative_binomial(m, v) {
+            Some(nb) if total > 0 => (nb.sf(total) + 0.5 * nb.pmf(total)).clamp(0.0, 1.0),
+            _ => 1.0,
         }
     }
 }
 
-/// The per-principal seasonal count model.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+/// The negative binomial with this mean and variance.
+fn negative_binomial(mean: f64, variance: f64) -> Option<NegativeBinomial> {
+    let m = mean.max(1e-6);
+    let v = variance.max(m * (1.0 + 1e-6));
+    let p = m / v;
+    NegativeBinomial::new(m * p / (1.0 - p), p).ok()
+}
+
+/// Relative variance of one active bucket's count around a mean `m`: the
+/// negative binomial variance of `m − 1`, over `m²`.
+fn relative_variance(m: f64, phi: f64) -> f64 {
+    let w = (m - 1.0).max(0.0);
+    ((w + phi * w * w) / (m * m)).max(1e-4)
+}
+
+/// The per-principal model of active-bucket counts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeasonalCounts {
-    slots: Layer<SLOTS>,
-    week: Layer<WEEK_HOURS>,
-    all: Stat,
+    /// Event time of the last update (ms); `i64::MIN` before the first.
+    last: i64,
+    /// Discounted buckets, active buckets, and the sum of active buckets' counts.
+    n: f32,
+    a: f32,
+    s: f32,
+    day_a: [f32; DAY_HOURS],
+    day_s: [f32; DAY_HOURS],
+    #[serde(with = "serde_big_array::BigArray")]
+    week_a: [f32; WEEK_HOURS],
+    #[serde(with = "serde_big_array::BigArray")]
+    week_s: [f32; WEEK_HOURS],
+    /// Dispersion: discounted Σ(e² − mean)·share (the share of the excess
+    /// variance the prediction put on the bucket's dispersion rather than
+    /// on its mean's uncertainty), Σ mean² and the number of active
+    /// buckets behind them.
+    disp_num: f32,
+    disp_den: f32,
+    disp_n: f32,
+    /// The recent level: active buckets, their counts and their seasonal
+    /// means, discounted with [`RECENT_HALF_LIFE_HOURS`].
+    recent_n: f32,
+    recent_z: f32,
+    recent_mu: f32,
+    /// How much the recent level really moves: discounted Σ ε·ε̄ (a
+    /// bucket's relative error times the recent mean error before it, whose
+    /// expectation is the variance of a level shared by nearby buckets:
+    /// the noise of single buckets cancels out) and how many.
+    level_cov: f32,
+    level_n: f32,
 }
 
-/// Gamma posterior mean of a layer whose prior mean is `prior`.
-fn layer_mean(s: Stat, prior: f32) -> f32 {
-    (PRIOR_WEIGHT * prior + s.sum) / (PRIOR_WEIGHT + s.n)
+impl Default for SeasonalCounts {
+    fn default() -> Self {
+        SeasonalCounts {
+            last: i64::MIN,
+            n: 0.0,
+            a: 0.0,
+            s: 0.0,
+            day_a: [0.0; DAY_HOURS],
+            day_s: [0.0; DAY_HOURS],
+            week_a: [0.0; WEEK_HOURS],
+            week_s: [0.0; WEEK_HOURS],
+            disp_num: 0.0,
+            disp_den: 0.0,
+            disp_n: 0.0,
+            recent_n: 0.0,
+            recent_z: 0.0,
+            recent_mu: 0.0,
+            level_cov: 0.0,
+            level_n: 0.0,
+        }
+    }
+}
+
+/// The pooled mean of a slot and the relative uncertainty left in it.
+#[derive(Debug, Clone, Copy)]
+struct Pooled {
+    mean: f64,
+    uncertainty: f64,
+}
+
+fn pool_slot(parent: Pooled, a: f32, s: f32, phi: f64, tau2: f64) -> Pooled {
+    if a < MIN_SAMPLES {
+        return Pooled { mean: parent.mean, uncertainty: tau2 + parent.uncertainty };
+    }
+    let d = (s / a) as f64 / parent.mean - 1.0;
+    let (z, tau2) = slot_credibility(Slot { n: a as f64, d, v: relative_variance(parent.mean, phi) }, tau2);
+    Pooled {
+        mean: (parent.mean * (1.0 + z * d)).max(1.0),
+        uncertainty: (1.0 - z) * tau2 + (1.0 - z) * (1.0 - z) * parent.uncertainty,
+    }
 }
 
 impl SeasonalCounts {
-    /// Folds the count of the bucket starting at `t` into every layer.
-    /// `keep` is the forgetting factor in (0, 1]: 1 never forgets.
-    pub fn update(&mut self, t: crate::time::EventTime, count: f64, keep: f64) {
-        let (c, k) = (count as f32, keep as f32);
-        self.slots.update(slot_of(t), c, k);
-        self.week.update(hour_of_week(t), c, k);
-        // The all-hours rate sees 48 times as many buckets as a slot; its
-        // memory is stretched to match.
-        self.all.update(c, k.powf(1.0 / SLOTS as f32));
+    /// Discounted active buckets seen.
+    pub fn active_samples(&self) -> f64 {
+        self.a as f64
     }
 
-    /// The predictive distribution for the bucket starting at `t`, without
-    /// changing the model. The prior mean of the slot is the same hour on
-    /// the other kind of day (weekday ↔ weekend) blended with the all-hours
-    /// rate: a service principal that runs at 01:00 every night is not
-    /// surprising at 01:00 on its first Saturday, and a weekday worker's
-    /// first weekend morning is judged against weekday mornings.
-    pub fn predict(&self, t: crate::time::EventTime) -> Prediction {
-        let slot = slot_of(t);
-        let all_rate = (self.all.sum + GLOBAL_PRIOR_COUNT) / (self.all.n + GLOBAL_PRIOR_BUCKETS);
-        let other = layer_mean(self.slots.get((slot + 24) % SLOTS), all_rate);
-        let daily = layer_mean(self.slots.get(slot), other);
-        let w = self.week.get(hour_of_week(t));
-        // Gamma(shape, rate) posterior of the hour of the week; the
-        // predictive negative binomial has mean shape/rate and variance
-        // mean·(1 + 1/rate).
-        let shape = (PRIOR_WEIGHT * daily + w.sum) as f64;
-        let rate = (PRIOR_WEIGHT + w.n) as f64;
-        let expected = shape / rate;
-        Prediction { expected, variance: expected * (1.0 + 1.0 / rate), samples: (self.slots.get(slot).n + w.n) as f64 }
+    /// Discounted buckets seen, active or not.
+    pub fn samples(&self) -> f64 {
+        self.n as f64
+    }
+
+    /// The principal's own mean active-bucket count, if it has one.
+    pub fn own_mean(&self) -> Option<f64> {
+        (self.a >= MIN_SAMPLES).then(|| (self.s / self.a) as f64)
+    }
+
+    /// The learnt dispersion, shrunk toward the prior's while history is short.
+    pub fn dispersion(&self, prior: &CountPrior) -> f64 {
+        let phi0 = prior.dispersion.max(0.0);
+        if self.disp_n < MIN_SAMPLES || self.disp_den <= 0.0 {
+            return phi0;
+        }
+        let mean_den = (self.disp_den / self.disp_n) as f64;
+        let k = DISPERSION_PRIOR_BUCKETS * mean_den;
+        ((self.disp_num as f64 + k * phi0) / (self.disp_den as f64 + k)).clamp(0.0, 50.0)
+    }
+
+    /// The dispersion statistics, for peers that pool them.
+    pub fn dispersion_sums(&self) -> (f64, f64, f64) {
+        (self.disp_num as f64, self.disp_den as f64, self.disp_n as f64)
+    }
+
+    /// The predictive distribution of the count of an active bucket
+    /// starting at `t`, without changing the model.
+    pub fn predict(&self, t: EventTime, prior: &CountPrior) -> Prediction {
+        let phi = self.dispersion(prior);
+        let prior_mean = prior.mean.max(1.0);
+        // The principal's overall level, shrunk toward its peers'.
+        let overall = match self.own_mean() {
+            Some(own) => {
+                let z = credibility(self.a as f64, relative_variance(prior_mean, phi), prior.between.max(0.0));
+                Pooled {
+                    mean: (prior_mean * (1.0 + z * (own / prior_mean - 1.0))).max(1.0),
+                    uncertainty: (1.0 - z) * prior.between.max(0.0),
+                }
+            }
+            None => Pooled { mean: prior_mean, uncertainty: prior.between.max(0.0) },
+        };
+        // Hours of the day around the overall level.
+        let v0 = relative_variance(overall.mean, phi);
+        let tau_day = between_variance(
+            (0..DAY_HOURS).map(|h| Slot {
+                n: self.day_a[h] as f64,
+                d: if self.day_a[h] >= MIN_SAMPLES {
+                    (self.day_s[h] / self.day_a[h]) as f64 / overall.mean - 1.0
+                } else {
+                    0.0
+                },
+                v: v0,
+            }),
+            1,
+        );
+        let mut day = [overall; DAY_HOURS];
+        for (h, slot) in day.iter_mut().enumerate() {
+            *slot = pool_slot(overall, self.day_a[h], self.day_s[h], phi, tau_day);
+        }
+        // Hours of the week around their hour of the day.
+        let tau_week = between_variance(
+            (0..WEEK_HOURS).map(|w| {
+                let parent = day[w % DAY_HOURS].mean;
+                Slot {
+                    n: self.week_a[w] as f64,
+                    d: if self.week_a[w] >= MIN_SAMPLES {
+                        (self.week_s[w] / self.week_a[w]) as f64 / parent - 1.0
+                    } else {
+                        0.0
+                    },
+                    v: relative_variance(parent, phi),
+                }
+            }),
+            DAY_HOURS,
+        );
+        let w = hour_of_week(t);
+        let slot = pool_slot(day[w % DAY_HOURS], self.week_a[w], self.week_s[w], phi, tau_week);
+        let seasonal = slot.mean.max(1.0);
+        // The recent level: a busy day makes every hour of it busier.
+        let noise = relative_variance(seasonal, phi);
+        let (recent, level) = self.recent_level(t, noise);
+        let z = credibility(recent.0, noise, level);
+        let mean = (seasonal * (1.0 + z * (recent.1 - 1.0))).max(1.0);
+        let uncertainty = slot.uncertainty + (1.0 - z) * level;
+        let excess = mean - 1.0;
+        let parameter_variance = uncertainty * mean * mean;
+        Prediction {
+            expected: mean,
+            variance: excess + phi * excess * excess + parameter_variance,
+            parameter_variance,
+            samples: self.a as f64,
+            seasonal,
+            dispersion: phi,
+            uncertainty,
+            active: if self.n >= MIN_SAMPLES { (self.a / self.n) as f64 } else { 0.5 },
+        }
+    }
+
+    /// The recent level at `t`: (discounted active buckets, ratio of their
+    /// counts to their seasonal means), and the variance of the true level
+    /// learnt so far; `noise` is one bucket's relative variance.
+    fn recent_level(&self, t: EventTime, noise: f64) -> ((f64, f64), f64) {
+        let hours = if self.last == i64::MIN { 0.0 } else { (t.0 - self.last).max(0) as f64 / MS_PER_HOUR as f64 };
+        let k = 0.5f64.powf(hours / RECENT_HALF_LIFE_HOURS);
+        let n = self.recent_n as f64 * k;
+        let ratio = if self.recent_mu > 0.0 { (self.recent_z / self.recent_mu) as f64 } else { 1.0 };
+        // The level's variance counts only beyond two standard errors of
+        // the covariance estimate: noise alone does not move the level.
+        let level = if self.level_n >= 3.0 {
+            let se = noise / (self.recent_n.max(1.0) as f64 * self.level_n as f64).sqrt();
+            ((self.level_cov / self.level_n) as f64 - 2.0 * se).clamp(0.0, 4.0)
+        } else {
+            0.0
+        };
+        ((n, ratio), level)
+    }
+
+    /// Forgets by the event time elapsed since the last update.
+    fn decay_to(&mut self, t: EventTime, keep_per_day: f64) {
+        if self.last != i64::MIN && t.0 > self.last {
+            let elapsed = (t.0 - self.last) as f64;
+            let recent = 0.5f64.powf(elapsed / MS_PER_HOUR as f64 / RECENT_HALF_LIFE_HOURS) as f32;
+            for x in [&mut self.recent_n, &mut self.recent_z, &mut self.recent_mu] {
+                *x *= recent;
+            }
+            let k = keep_per_day.powf(elapsed / MS_PER_DAY as f64) as f32;
+            if k < 1.0 {
+                for x in [
+                    &mut self.n,
+                    &mut self.a,
+                    &mut self.s,
+                    &mut self.disp_num,
+                    &mut self.disp_den,
+                    &mut self.disp_n,
+                    &mut self.level_cov,
+                    &mut self.level_n,
+                ] {
+                    *x *= k;
+                }
+                for x in self.day_a.iter_mut().chain(&mut self.day_s).chain(&mut self.week_a).chain(&mut self.week_s) {
+                    *x *= k;
+                }
+            }
+        }
+        self.last = self.last.max(t.0);
+    }
+
+    /// Folds in the bucket starting at `t` with `count` events. For an
+    /// active bucket, `predicted` is what [`SeasonalCounts::predict`] said
+    /// of it beforehand (its error teaches the dispersion, and clips what
+    /// is learnt); an inactive bucket only ages the model. `keep_per_day`
+    /// in (0, 1] is the weight the past keeps per day of event time.
+    /// Returns what the bucket added to the dispersion sums (numerator,
+    /// denominator), for peers that pool them.
+    pub fn update(
+        &mut self,
+        t: EventTime,
+        count: u64,
+        predicted: Option<&Prediction>,
+        keep_per_day: f64,
+    ) -> Option<(f64, f64)> {
+        self.decay_to(t, keep_per_day);
+        self.n += 1.0;
+        if count == 0 {
+            return None;
+        }
+        let mut z = count as f64;
+        let mut contribution = None;
+        if let Some(p) = predicted {
+            let sd = p.variance.max(0.0).sqrt();
+            let excess = p.expected - 1.0;
+            let e = (z - p.expected).clamp(-CLIP_SD * sd, CLIP_SD * sd);
+            // The variance beyond Poisson's, split between the bucket's own
+            // dispersion and the mean's uncertainty in the proportion the
+            // prediction put them (subtracting the uncertainty instead goes
+            // far negative while a newcomer's mean is still uncertain).
+            let process = p.dispersion * excess * excess;
+            let share =
+                if process + p.parameter_variance > 0.0 { process / (process + p.parameter_variance) } else { 1.0 };
+            let (num, den) = ((e * e - excess) * share, excess * excess);
+            self.disp_num += num as f32;
+            self.disp_den += den as f32;
+            self.disp_n += 1.0;
+            contribution = Some((num, den));
+            if p.samples >= 3.0 {
+                z = z.min(p.expected + CLIP_SD * sd);
+            }
+            // The recent level, and how much it moves.
+            let noise = sd / p.expected.max(1.0);
+            let error = (z / p.seasonal - 1.0).clamp(-CLIP_SD * noise, CLIP_SD * noise);
+            if self.recent_n >= 0.5 && self.recent_mu > 0.0 {
+                let before = (self.recent_z / self.recent_mu) as f64 - 1.0;
+                self.level_cov += (error * before) as f32;
+                self.level_n += 1.0;
+            }
+            self.recent_n += 1.0;
+            self.recent_z += (p.seasonal * (1.0 + error)) as f32;
+            self.recent_mu += p.seasonal as f32;
+        }
+        let z = z as f32;
+        let (h, w) = (hour_of_day(t), hour_of_week(t));
+        self.a += 1.0;
+        self.s += z;
+        self.day_a[h] += 1.0;
+        self.day_s[h] += z;
+        self.week_a[w] += 1.0;
+        self.week_s[w] += z;
+        contribution
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::{EventTime, MS_PER_HOUR};
-
-    #[test]
-    fn slots_split_hour_and_weekend() {
-        let monday_10 = EventTime(1_704_067_200_000 + 10 * MS_PER_HOUR);
-        let saturday_10 = EventTime(monday_10.0 + 5 * 24 * MS_PER_HOUR);
-        assert_eq!(slot_of(monday_10), 10);
-        assert_eq!(slot_of(saturday_10), 34);
-    }
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Gamma, Poisson};
 
     fn at(day: i64, hour: i64) -> EventTime {
         EventTime(1_704_067_200_000 + (day * 24 + hour) * MS_PER_HOUR) // day 0 = Monday
     }
 
-    #[test]
-    fn learns_a_rate_and_flags_a_burst() {
+    /// Feeds the model `count(day, hour)` for every hour of `days` days.
+    fn learn(days: i64, count: impl Fn(i64, i64) -> u64) -> SeasonalCounts {
         let mut m = SeasonalCounts::default();
-        for day in 0..21 {
-            if day % 7 < 5 {
-                m.update(at(day, 10), 20.0 + (day % 5) as f64, 0.95);
+        let prior = CountPrior::default();
+        for day in 0..days {
+            for hour in 0..24 {
+                let t = at(day, hour);
+                let c = count(day, hour);
+                let p = (c > 0).then(|| m.predict(t, &prior));
+                m.update(t, c, p.as_ref(), 0.95);
             }
-            m.update(at(day, 3), 0.0, 0.95);
         }
-        let usual = m.predict(at(21, 10));
-        assert!(usual.p_value(22) > 0.05, "{usual:?}");
-        assert!((usual.expected - 22.0).abs() < 4.0, "{usual:?}");
-        let (low, high) = usual.interval();
+        m
+    }
+
+    #[test]
+    fn hour_slots() {
+        assert_eq!(hour_of_week(at(0, 10)), 10);
+        assert_eq!(hour_of_week(at(5, 10)), 130);
+        assert_eq!(hour_of_day(at(5, 10)), 10);
+    }
+
+    #[test]
+    fn learns_a_level_and_flags_a_burst() {
+        let m = learn(21, |day, hour| if day % 7 < 5 && (9..17).contains(&hour) { 20 + (day % 5) as u64 } else { 0 });
+        let p = m.predict(at(21, 10), &CountPrior::default());
+        assert!((p.expected - 22.0).abs() < 3.0, "{p:?}");
+        assert!(p.p_value(22) > 0.2, "{p:?}");
+        let (low, high) = p.interval();
         assert!(low < 22.0 && high > 22.0, "{low} {high}");
-        assert!(usual.p_value(200) < 1e-6, "{}", usual.p_value(200));
-        // The same 22 queries at 03:00, where there are usually none, is rare.
-        assert!(m.predict(at(21, 3)).p_value(22) < 1e-6);
-        // A first Saturday at 10:00 leans on weekday 10:00, not on the night.
-        assert!(m.predict(at(26, 10)).p_value(22) > 1e-3, "{:?}", m.predict(at(26, 10)));
-        assert!(m.predict(at(26, 3)).p_value(22) < 1e-6, "{:?}", m.predict(at(26, 3)));
+        assert!(p.p_value(200) < 1e-6, "{}", p.p_value(200));
     }
 
     #[test]
-    fn a_weekly_spike_becomes_normal() {
-        let mut m = SeasonalCounts::default();
-        for day in 0..21 {
-            if day % 7 < 5 {
-                let monday_report = if day % 7 == 0 { 3.0 } else { 1.0 };
-                m.update(at(day, 9), 8.0 * monday_report, 0.95);
-            }
-        }
-        let monday = m.predict(at(21, 9));
-        let tuesday = m.predict(at(22, 9));
-        assert!(monday.expected > 1.8 * tuesday.expected, "{monday:?} {tuesday:?}");
-        assert!(monday.p_value(24) > 0.01, "{monday:?}");
+    fn an_ordinary_volume_at_an_unusual_hour_is_ordinary_volume() {
+        // The "when" question belongs to the activity model: 22 queries at
+        // 03:00 or on a Saturday are an ordinary amount for this principal.
+        let m = learn(21, |day, hour| if day % 7 < 5 && (9..17).contains(&hour) { 20 + (day % 5) as u64 } else { 0 });
+        let prior = CountPrior::default();
+        assert!(m.predict(at(21, 3), &prior).p_value(22) > 0.05, "{:?}", m.predict(at(21, 3), &prior));
+        assert!(m.predict(at(26, 10), &prior).p_value(22) > 0.05, "{:?}", m.predict(at(26, 10), &prior));
+        // Ten times the usual volume at night is not.
+        assert!(m.predict(at(21, 3), &prior).p_value(300) < 1e-6, "{:?}", m.predict(at(21, 3), &prior));
     }
 
     #[test]
-    fn sums_of_buckets() {
-        let a = Prediction { expected: 2.0, variance: 3.0, samples: 5.0 };
-        let b = a.plus(&a);
-        assert_eq!((b.expected, b.variance), (4.0, 6.0));
-        assert!(b.p_value(4) > 0.3 && b.p_value(30) < 1e-6);
+    fn a_weekly_spike_is_learnt_by_the_hour_of_the_week() {
+        let m = learn(35, |day, hour| match (day % 7, hour) {
+            (0, 9) => 30 + (day % 3) as u64,
+            (0..5, 9..17) => 10 + (day % 3) as u64,
+            _ => 0,
+        });
+        let prior = CountPrior::default();
+        let monday = m.predict(at(35, 9), &prior);
+        let tuesday = m.predict(at(36, 9), &prior);
+        assert!(monday.expected > 1.6 * tuesday.expected, "{monday:?} {tuesday:?}");
+        assert!(monday.p_value(31) > 0.05, "{monday:?}");
     }
 
     #[test]
-    fn a_new_principal_is_not_certain_of_anything() {
+    fn dispersion_is_learnt_from_the_data() {
+        // Poisson counts around 30 versus a gamma-mixed (φ = 0.5) version.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let gamma = Gamma::new(2.0, 0.5).unwrap();
+        let draws: Vec<(u64, u64)> = (0..24 * 60)
+            .map(|_| {
+                let calm = Poisson::new(30.0).unwrap().sample(&mut rng) as u64;
+                let busy = Poisson::new(30.0 * gamma.sample(&mut rng)).unwrap().sample(&mut rng) as u64;
+                (calm.max(1), busy.max(1))
+            })
+            .collect();
+        let calm = learn(60, |d, h| draws[(d * 24 + h) as usize].0);
+        let bursty = learn(60, |d, h| draws[(d * 24 + h) as usize].1);
+        let prior = CountPrior::default();
+        let (pc, pb) = (calm.dispersion(&prior), bursty.dispersion(&prior));
+        assert!(pc < 0.05, "{pc}");
+        assert!((0.3..0.8).contains(&pb), "{pb}");
+        // The same 80 events: impossible for the calm principal, a busy
+        // hour for the bursty one.
+        assert!(calm.predict(at(60, 10), &prior).p_value(80) < 1e-9);
+        assert!(bursty.predict(at(60, 10), &prior).p_value(80) > 1e-3);
+    }
+
+    #[test]
+    fn one_incident_does_not_become_normal() {
+        let mut m = learn(21, |_, hour| if (9..17).contains(&hour) { 10 } else { 0 });
+        let prior = CountPrior::default();
+        let t = at(21, 10);
+        let p = m.predict(t, &prior);
+        m.update(t, 1000, Some(&p), 0.95);
+        assert!(m.predict(at(22, 10), &prior).p_value(1000) < 1e-6);
+    }
+
+    #[test]
+    fn a_new_principal_leans_on_its_prior_and_is_not_certain() {
         let m = SeasonalCounts::default();
-        assert!(m.predict(at(0, 0)).p_value(3) > 0.01);
-        assert_eq!(m.predict(at(0, 0)).p_value(0), 1.0);
+        let prior = CountPrior { mean: 10.0, between: 1.0, dispersion: 0.3 };
+        let p = m.predict(at(0, 10), &prior);
+        assert_eq!(p.expected, 10.0);
+        // Principals differ: three times the peers' mean is no surprise.
+        assert!(p.p_value(30) > 0.01, "{p:?}");
+        assert!(p.p_value(1000) < 1e-6, "{p:?}");
+        assert_eq!(p.p_value(0), 1.0);
+    }
+
+    #[test]
+    fn mid_p_values_of_an_exact_model_are_uniform() {
+        // Counts drawn from the very distribution predicted: the fraction
+        // of p ≤ α is α (mid-p makes up for the discreteness).
+        let p = Prediction {
+            expected: 4.0,
+            variance: 6.0,
+            parameter_variance: 0.0,
+            samples: 10.0,
+            seasonal: 4.0,
+            dispersion: 1.0 / 3.0,
+            uncertainty: 0.0,
+            active: 1.0,
+        };
+        let nb = p.excess().unwrap();
+        for alpha in [0.05, 0.2] {
+            let mut frac = 0.0;
+            for w in 0..200u64 {
+                if p.p_value(w + 1) <= alpha {
+                    frac += nb.pmf(w);
+                }
+            }
+            assert!(frac > alpha / 2.0 && frac <= alpha * 1.2, "{alpha}: {frac}");
+        }
+    }
+
+    #[test]
+    fn the_model_is_small() {
+        assert!(std::mem::size_of::<SeasonalCounts>() <= 1600, "{}", std::mem::size_of::<SeasonalCounts>());
     }
 }

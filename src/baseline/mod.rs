@@ -1,14 +1,30 @@
 //! Baselines: per-principal statistical models of a signal.
 //!
-//! Owns the models and their scoring: [`count::SeasonalCounts`], a
-//! Gamma–Poisson (negative binomial predictive) model of counts per bucket
-//! with forgetting and an hour-of-day × weekday/weekend profile. Tail
-//! probabilities come from `statrs`. A baseline knows nothing of buckets,
+//! Owns the models and their scoring. A baseline knows nothing of buckets,
 //! watermarks or alerts: it is updated with closed buckets and asked how
-//! surprising a count is.
+//! surprising one is.
+//!
+//! - [`count`]: how many events an active bucket has ("how much"): a
+//!   negative binomial whose dispersion is learnt from the principal's own
+//!   bucket-to-bucket variation, with hour-of-week → hour-of-day → overall
+//!   partial pooling.
+//! - [`activity`]: whether a principal is active at an hour at all
+//!   ("when"), and how often it turns up at hours this unusual.
+//! - [`value`]: runtimes and costs: robust location and spread on an
+//!   `asinh` scale (zero and negative values allowed), the same pooling, a
+//!   Student-t tail whose degrees of freedom follow the history and the
+//!   errors' shape.
+//! - [`pool`]: the credibility weights all three share.
+//! - [`novelty`]: values never seen before (networks, clients).
+//!
+//! Tail probabilities come from `statrs`. Calibration is tested, not
+//! assumed: `tests/calibration.rs` draws long, overdispersed, seasonal
+//! series without anomalies and checks that the fraction of p ≤ α is near α.
 
+pub mod activity;
 pub mod count;
 pub mod novelty;
+pub mod pool;
 pub mod value;
 
 /// A score 0–100 from a tail probability: `-10·log10(p)`, capped at 100.

@@ -1,23 +1,44 @@
-//! The count detector: counts one signal per principal and bucket, and
-//! scores each closed bucket against the principal's seasonal baseline.
+//! The count detectors: count one signal per principal and bucket, and
+//! judge each closed bucket against the principal's seasonal baseline.
+//!
+//! Two questions, two kinds of definition, one bucket machinery:
+//!
+//! - **How much** (`model = "seasonal_negative_binomial"`: query
+//!   frequency, permission changes, failed logins, ...): is this active
+//!   bucket's count unusual for an hour the principal is active in
+//!   ([`SeasonalCounts`])? These carry the high severities.
+//! - **When** (`model = "hour_novelty"`: unusual hours): is the principal
+//!   active at an hour it rarely works, more often than it usually turns up
+//!   at such hours ([`SeasonalActivity`])? A low-severity finding of its
+//!   own, whatever the volume.
 //!
 //! Per principal it keeps the baseline, first-seen time, suppression state
 //! and at most the buckets the watermark has not yet closed. Open buckets
-//! (with their evidence strings) are recycled through a pool so that the
-//! steady state does not allocate. Buckets in which a principal did nothing are folded into its
-//! baseline as zeros when it next closes a bucket (bounded by
-//! [`MAX_ZERO_FILL`]).
+//! (with their evidence strings) are recycled through a pool, so the
+//! steady state does not allocate. Buckets in which a principal did
+//! nothing are folded into its baseline when it next closes a bucket
+//! (bounded by [`MAX_ZERO_FILL`]).
+//!
+//! **Peers.** A principal's baseline starts from its peers' (the
+//! principals of its kind, or of its group when an access snapshot names
+//! enough of them): their mean count in an active bucket, how much
+//! principals differ from one another, their dispersion, their hours of
+//! the day and how often they turn up at unusual hours. A newcomer is
+//! thus neither silent nor alarming: it is as uncertain as its peers
+//! differ. Peers are read as they were before a bucket, so the order
+//! principals close in within a bucket cannot matter.
 
 use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
-use super::definition::Definition;
+use super::definition::{Definition, Model};
 use super::evidence::Evidence;
 use super::round2;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
-use crate::baseline::count::{Prediction, SLOTS, SeasonalCounts, slot_of};
+use crate::baseline::activity::{ActivityPrior, BINS, SeasonalActivity, Timing, bin_of};
+use crate::baseline::count::{CountPrior, DAY_HOURS, Prediction, SeasonalCounts, hour_of_day};
 use crate::baseline::score_of;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
-use crate::time::{EventTime, MS_PER_HOUR};
+use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR};
 
 /// The most empty buckets folded into a baseline at once: four weeks of
 /// hours. Past that the forgetting factor has erased the older history
@@ -57,6 +78,13 @@ struct Previous {
     prediction: Prediction,
 }
 
+/// A principal's baseline, by the question the detector asks.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Baseline {
+    Volume(SeasonalCounts),
+    Timing(SeasonalActivity),
+}
+
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PrincipalState {
     kind: PrincipalKind,
@@ -66,97 +94,178 @@ struct PrincipalState {
     /// Start of the last bucket folded into the baseline.
     last_closed: Option<i64>,
     suppressed_until: i64,
-    baseline: SeasonalCounts,
+    baseline: Baseline,
     open: Vec<OpenBucket>,
 }
 
-/// Peer statistics over the principals of one kind, per slot: the
-/// discounted mean count (empty hours count as zeros, folded in when a
-/// principal next closes a bucket) and the busiest bucket of any peer.
-///
-/// A principal too new for a baseline of its own (or with too little of it
-/// at an hour) is judged against its peers by the busiest of them: activity
-/// differs across principals by factors (a few heavy users do ten times
-/// what most do), so no simple distribution over peers is both quiet for a
-/// heavy newcomer and alert to a takeover. "More than twice what the
-/// busiest peer has recently done at this hour, and far above its own
-/// first hours" is both, and says itself in a sentence. Peers are the
-/// principals of the same kind and, when an access snapshot names their
-/// groups, of the same group (with enough members; else the kind).
+/// Fewest principals (that have closed a bucket) for peers to stand in
+/// for a principal's own history; fewer, and the global priors do.
+const MIN_PEERS: u32 = 5;
+/// Fewest own active buckets for a principal to tell its peers how much
+/// principals differ.
+const SPREAD_MIN_OWN: f64 = 5.0;
+
+/// What the principals of one kind (or one group) do, pooled: the priors
+/// a principal's baseline starts from. Forgets by event time like the
+/// baselines.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Peers {
-    #[serde(with = "serde_big_array::BigArray")]
-    sum: [f64; SLOTS],
-    #[serde(with = "serde_big_array::BigArray")]
-    n: [f64; SLOTS],
-    /// The busiest bucket of any peer, fading by about one forgetting step
-    /// a day.
-    #[serde(with = "serde_big_array::BigArray")]
-    high: [f64; SLOTS],
-    /// Principals of this kind that have closed a bucket.
+    last: i64,
+    /// Principals that have closed a bucket.
     principals: u32,
+    /// Active buckets and the sum of their counts.
+    active: f64,
+    sum: f64,
+    /// Pooled dispersion sums (as in `SeasonalCounts`).
+    disp_num: f64,
+    disp_den: f64,
+    disp_n: f64,
+    /// How much principals differ: Σ ln²(own mean / peers' mean), and how many.
+    spread_sq: f64,
+    spread_n: f64,
+    /// Buckets (active or not) and active ones, overall and per hour of the day.
+    buckets: f64,
+    busy: f64,
+    day_n: [f64; DAY_HOURS],
+    day_a: [f64; DAY_HOURS],
+    /// Active buckets per unusualness bin, and their total.
+    unusual: [f64; BINS],
+    unusual_n: f64,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { sum: [0.0; SLOTS], n: [0.0; SLOTS], high: [0.0; SLOTS], principals: 0 }
+        Peers {
+            last: i64::MIN,
+            principals: 0,
+            active: 0.0,
+            sum: 0.0,
+            disp_num: 0.0,
+            disp_den: 0.0,
+            disp_n: 0.0,
+            spread_sq: 0.0,
+            spread_n: 0.0,
+            buckets: 0.0,
+            busy: 0.0,
+            day_n: [0.0; DAY_HOURS],
+            day_a: [0.0; DAY_HOURS],
+            unusual: [0.0; BINS],
+            unusual_n: 0.0,
+        }
     }
-}
-
-/// Fewest other principals of a kind, and buckets in a slot, for their
-/// busiest to stand in for a new principal's baseline.
-const MIN_PEERS: u32 = 5;
-const MIN_PEER_BUCKETS: f64 = 10.0;
-/// How many times the busiest peer a newcomer must exceed.
-const PEER_MARGIN: f64 = 2.0;
-
-/// What the peers did at an hour.
-#[derive(Debug, Clone, Copy)]
-struct PeerView {
-    mean: f64,
-    busiest: f64,
 }
 
 impl Peers {
-    fn mean(&self, slot: usize) -> Option<f64> {
-        (self.n[slot] > 0.0).then(|| self.sum[slot] / self.n[slot])
+    fn enough(&self) -> bool {
+        self.principals >= MIN_PEERS
     }
 
-    /// The peers at `slot`, when there are enough of them to say. A slot
-    /// seen too rarely (the first weekend) borrows the same hour on the
-    /// other kind of day.
-    fn view(&self, slot: usize) -> Option<PeerView> {
-        if self.principals <= MIN_PEERS {
-            return None;
+    fn mean(&self) -> Option<f64> {
+        (self.active > 1e-3).then(|| self.sum / self.active)
+    }
+
+    /// The prior of a principal's count baseline; the global one without
+    /// enough peers.
+    fn count_prior(&self) -> CountPrior {
+        let global = CountPrior::default();
+        if !self.enough() {
+            return global;
         }
-        let slot = [slot, (slot + 24) % SLOTS].into_iter().find(|&s| self.n[s] >= MIN_PEER_BUCKETS)?;
-        Some(PeerView { mean: self.sum[slot] / self.n[slot], busiest: self.high[slot] })
+        CountPrior {
+            mean: self.mean().unwrap_or(global.mean),
+            between: if self.spread_n >= SPREAD_MIN_OWN {
+                ((self.spread_sq / self.spread_n).exp() - 1.0).clamp(0.05, 10.0)
+            } else {
+                global.between
+            },
+            dispersion: if self.disp_n >= 10.0 && self.disp_den > 0.0 {
+                (self.disp_num / self.disp_den).clamp(0.0, 50.0)
+            } else {
+                global.dispersion
+            },
+        }
     }
 
-    fn update(&mut self, slot: usize, count: f64, keep: f64) {
-        self.sum[slot] = self.sum[slot] * keep + count;
-        self.n[slot] = self.n[slot] * keep + 1.0;
-        // Each principal updates the slot once a day: fade by one step per
-        // day, not per update.
-        let fade = keep.powf(1.0 / self.principals.max(1) as f64);
-        self.high[slot] = (self.high[slot] * fade).max(count);
+    /// The prior of a principal's timing baseline.
+    fn activity_prior(&self) -> ActivityPrior {
+        let global = ActivityPrior::default();
+        if !self.enough() || self.buckets < 1.0 {
+            return global;
+        }
+        let active = ((self.busy + global.active) / (self.buckets + 1.0)).clamp(1e-3, 0.999);
+        let mut prior = ActivityPrior { active, ..global };
+        for h in 0..DAY_HOURS {
+            prior.day[h] = ((self.day_a[h] + active) / (self.day_n[h] + 1.0)).clamp(1e-4, 0.999);
+        }
+        for b in 0..BINS {
+            prior.unusual[b] = (self.unusual[b] + global.unusual[b]) / (self.unusual_n + 1.0);
+        }
+        prior
+    }
+
+    fn decay_to(&mut self, t: i64, keep_per_day: f64) {
+        if self.last != i64::MIN && t > self.last {
+            let k = keep_per_day.powf((t - self.last) as f64 / MS_PER_DAY as f64);
+            for x in [
+                &mut self.active,
+                &mut self.sum,
+                &mut self.disp_num,
+                &mut self.disp_den,
+                &mut self.disp_n,
+                &mut self.spread_sq,
+                &mut self.spread_n,
+                &mut self.buckets,
+                &mut self.busy,
+                &mut self.unusual_n,
+            ] {
+                *x *= k;
+            }
+            for x in self.day_n.iter_mut().chain(&mut self.day_a).chain(&mut self.unusual) {
+                *x *= k;
+            }
+        }
+        self.last = self.last.max(t);
+    }
+
+    /// A bucket of a peer: idle (`count` 0) or active.
+    fn bucket(&mut self, t: i64, active: bool, keep_per_day: f64) {
+        self.decay_to(t, keep_per_day);
+        let h = hour_of_day(EventTime(t));
+        self.buckets += 1.0;
+        self.day_n[h] += 1.0;
+        if active {
+            self.busy += 1.0;
+            self.day_a[h] += 1.0;
+        }
+    }
+
+    /// An active bucket of a peer's count baseline: its count, its own mean
+    /// before it, how many active buckets that mean stands on, and its
+    /// contribution to the dispersion.
+    fn volume(&mut self, count: u64, own: Option<(f64, f64)>, dispersion: Option<(f64, f64)>) {
+        if let (Some((mean, samples)), Some(peers)) = (own, self.mean())
+            && samples >= SPREAD_MIN_OWN
+            && mean > 0.0
+        {
+            let l = (mean / peers).ln();
+            self.spread_sq += l * l;
+            self.spread_n += 1.0;
+        }
+        self.active += 1.0;
+        self.sum += count as f64;
+        if let Some((num, den)) = dispersion {
+            self.disp_num += num;
+            self.disp_den += den;
+            self.disp_n += 1.0;
+        }
+    }
+
+    /// An active bucket of a peer's timing baseline, at an hour this unusual.
+    fn timing(&mut self, usual: f64) {
+        self.unusual[bin_of(usual)] += 1.0;
+        self.unusual_n += 1.0;
     }
 }
-
-/// What a bucket was judged against.
-#[derive(Debug, Clone, Copy)]
-enum Basis {
-    /// The principal's own baseline.
-    Own,
-    /// A principal too new for its own, or with too little of it at this
-    /// hour: its own short history, and only when it is also more than
-    /// [`PEER_MARGIN`] times busier than the busiest of its peers.
-    Peers { principals: u32, mean: f64, busiest: f64, in_group: bool },
-}
-
-/// Discounted buckets of its own at an hour (slot and hour of week) a
-/// principal needs to be judged on its own there.
-const MIN_OWN_SAMPLES: f64 = 3.0;
 
 /// Outcome counters of a detector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -166,14 +275,14 @@ pub struct CountDetectorStats {
     pub alerts: u64,
     pub suppressed: u64,
     pub too_young: u64,
-    /// Buckets of principals too new for a baseline of their own that were
-    /// judged against their peers instead.
+    /// Buckets of principals with too little history of their own that
+    /// were judged mostly on their peers' baseline.
     pub judged_by_peers: u64,
     /// Alerts withheld because the bucket and the one before it together were not anomalous.
     pub shifted: u64,
 }
 
-/// One count detector (e.g. query frequency).
+/// One count detector (e.g. query frequency, unusual hours).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct CountDetector {
     def: Definition,
@@ -196,6 +305,10 @@ fn kind_index(k: PrincipalKind) -> usize {
     }
 }
 
+/// Own active buckets below which a principal is said to be judged on its
+/// peers (the figure in `judged_by_peers` and the summary's wording).
+const OWN_SAMPLES: f64 = 8.0;
+
 impl CountDetector {
     pub fn new(def: Definition) -> Self {
         CountDetector {
@@ -210,6 +323,10 @@ impl CountDetector {
 
     pub fn definition(&self) -> &Definition {
         &self.def
+    }
+
+    fn timing(&self) -> bool {
+        self.def.model == Model::UnusualHours
     }
 
     /// Counts `ev` for `principal` (of `kind`) unless its bucket is already
@@ -227,13 +344,18 @@ impl CountDetector {
             self.stats.late += 1;
             return;
         };
+        let timing = self.timing();
         let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind,
             group: group(),
             previous: None,
             last_closed: None,
             suppressed_until: i64::MIN,
-            baseline: SeasonalCounts::default(),
+            baseline: if timing {
+                Baseline::Timing(SeasonalActivity::default())
+            } else {
+                Baseline::Volume(SeasonalCounts::default())
+            },
             open: Vec::with_capacity(2),
         });
         if state.last_closed.is_some_and(|c| start <= c) {
@@ -257,176 +379,219 @@ impl CountDetector {
     /// does not depend on arrival order.
     pub fn advance(&mut self, watermark: EventTime, names: &Interner, first_seen: &[EventTime], out: &mut Vec<Alert>) {
         while let Some((start, ids)) = self.wheel.next_due(watermark, self.def.bucket_ms, names) {
-            let slot = slot_of(EventTime(start));
             // Peers are read as they were before this bucket, so that the
             // order principals close in within the bucket cannot matter.
             let peers_before = self.peers.clone();
             for id in ids {
                 let first = first_seen_of(first_seen, id, start);
-                self.close(id, start, slot, first, &peers_before, names, out);
+                self.close(id, start, first, &peers_before, names, out);
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The peer slots a principal feeds: its kind's, and its group's.
+    fn peer_slots(&mut self, kind: PrincipalKind, group: u32) -> (usize, Option<usize>) {
+        let kind_slot = kind_index(kind);
+        let group_slot = (group != 0).then(|| {
+            let next = self.peers.len();
+            *self.group_slots.entry((kind_slot, group)).or_insert(next)
+        });
+        if group_slot == Some(self.peers.len()) {
+            self.peers.push(Peers::default());
+        }
+        (kind_slot, group_slot)
+    }
+
     fn close(
         &mut self,
         id: PrincipalId,
         start: i64,
-        slot: usize,
         first_seen: EventTime,
         peers_before: &[Peers],
         names: &Interner,
         out: &mut Vec<Alert>,
     ) {
+        let Some(state) = existing(&mut self.principals, id) else {
+            return;
+        };
+        let (kind, group) = (state.kind, state.group);
+        let (kind_slot, group_slot) = self.peer_slots(kind, group);
         let def = &self.def;
+        let keep = def.forgetting;
         let Some(state) = existing(&mut self.principals, id) else {
             return;
         };
         let Some(bucket) = Wheel::take(&mut state.open, start) else {
             return;
         };
+        // Its group's peers when there are enough of them, else its kind's.
+        let in_group = group_slot.and_then(|g| peers_before.get(g)).filter(|p| p.enough());
+        let peers = in_group.unwrap_or(&peers_before[kind_slot]);
+        let slots: [Option<usize>; 2] = [Some(kind_slot), group_slot];
+        let count_prior = peers.count_prior();
+        let activity_prior = peers.activity_prior();
+
         // Fold the empty buckets since the last closed one (or since the
         // principal was first seen).
         let first_bucket = first_seen.floor(def.bucket_ms).0;
-        if let Some(last) = state.last_closed.or(Some(first_bucket - def.bucket_ms)) {
-            let gap = (start - last) / def.bucket_ms - 1;
-            let skip = (gap - MAX_ZERO_FILL).max(0);
-            for k in (skip + 1)..=gap {
-                let t = EventTime(last + k * def.bucket_ms);
-                if k == gap {
-                    state.previous = Some(Previous { start: t.0, count: 0, prediction: state.baseline.predict(t) });
+        let last = state.last_closed.unwrap_or(first_bucket - def.bucket_ms);
+        let gap = (start - last) / def.bucket_ms - 1;
+        let skip = (gap - MAX_ZERO_FILL).max(0);
+        for k in (skip + 1)..=gap {
+            let t = EventTime(last + k * def.bucket_ms);
+            match &mut state.baseline {
+                Baseline::Volume(m) => {
+                    if k == gap {
+                        let prediction = m.predict(t, &count_prior);
+                        state.previous = Some(Previous { start: t.0, count: 0, prediction });
+                    }
+                    m.update(t, 0, None, keep);
                 }
-                state.baseline.update(t, 0.0, def.forgetting);
-                self.peers[kind_index(state.kind)].update(slot_of(t), 0.0, def.forgetting);
-                if let Some(&g) = self.group_slots.get(&(kind_index(state.kind), state.group)) {
-                    self.peers[g].update(slot_of(t), 0.0, def.forgetting);
-                }
+                Baseline::Timing(m) => m.update(t, None, keep),
+            }
+            for s in slots.iter().flatten() {
+                self.peers[*s].bucket(t.0, false, keep);
             }
         }
-        let own = state.baseline.predict(EventTime(start));
-        let previous = state.previous.filter(|p| p.start == start - def.bucket_ms);
-        state.previous = Some(Previous { start, count: bucket.count, prediction: own });
-        // Its group's peers when there are enough of them, else its kind's.
-        let kind_slot = kind_index(state.kind);
-        let group_slot = (state.group != 0).then(|| {
-            let next = self.peers.len();
-            *self.group_slots.entry((kind_slot, state.group)).or_insert(next)
-        });
-        if group_slot == Some(self.peers.len()) {
-            self.peers.push(Peers::default());
-        }
-        let in_group = group_slot.and_then(|g| peers_before.get(g)).filter(|p| p.principals > MIN_PEERS);
-        let peers = in_group.unwrap_or(&peers_before[kind_slot]);
-        let peer_value = peers.mean(slot);
-        state.baseline.update(EventTime(start), bucket.count as f64, def.forgetting);
-        for s in std::iter::once(kind_slot).chain(group_slot) {
-            if state.last_closed.is_none() {
-                self.peers[s].principals += 1;
+        let t = EventTime(start);
+        let end = start + def.bucket_ms;
+        let age_ms = end - first_seen.0;
+        let young = age_ms < def.min_history_ms;
+        if state.last_closed.is_none() {
+            for s in slots.iter().flatten() {
+                self.peers[*s].principals += 1;
             }
-            self.peers[s].update(slot, bucket.count as f64, def.forgetting);
+        }
+        for s in slots.iter().flatten() {
+            self.peers[*s].bucket(start, true, keep);
         }
         state.last_closed = Some(start);
         self.stats.buckets_scored += 1;
+        let principal = names.name(id);
+        let context = |peer_value: Option<f64>, samples: f64| AlertContext {
+            principal_kind: kind,
+            groups: Vec::new(),
+            privileges: Vec::new(),
+            signal: def.signal.name().to_owned(),
+            model: def.model.name().to_owned(),
+            baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
+            baseline_samples: round2(samples),
+            peer_value: peer_value.map(round2),
+            evidence_total: bucket.count,
+            config_version: def.config_version.clone(),
+        };
 
-        let end = start + def.bucket_ms;
-        let age_ms = end - first_seen.0;
-        // A principal with enough history at this hour is judged against
-        // its own baseline; a newer one against its peers, when there are
-        // enough of them, and else not at all.
-        let young = age_ms < def.min_history_ms;
-        let basis = match peers.view(slot).filter(|_| young || own.samples < MIN_OWN_SAMPLES) {
-            Some(v) => Basis::Peers {
-                principals: peers.principals,
-                mean: v.mean,
-                busiest: v.busiest,
-                in_group: in_group.is_some(),
-            },
-            None => Basis::Own,
+        // Judge, then learn.
+        let judged = match &mut state.baseline {
+            Baseline::Volume(m) => {
+                let own = m.own_mean().map(|mean| (mean, m.active_samples()));
+                let prediction = m.predict(t, &count_prior);
+                let previous = state.previous.filter(|p| p.start == start - def.bucket_ms);
+                state.previous = Some(Previous { start, count: bucket.count, prediction });
+                let contribution = m.update(t, bucket.count, Some(&prediction), keep);
+                for s in slots.iter().flatten() {
+                    self.peers[*s].volume(bucket.count, own, contribution);
+                }
+                Judged::Volume { prediction, previous }
+            }
+            Baseline::Timing(m) => {
+                let timing = m.judge(t, &activity_prior);
+                m.update(t, Some(&timing), keep);
+                for s in slots.iter().flatten() {
+                    self.peers[*s].timing(timing.usual());
+                }
+                Judged::Timing(timing)
+            }
         };
-        // The tail probability is only worth computing when the count is
-        // large enough, absolutely and relative to the expectation (and, for
-        // a newcomer, to its peers), to alert.
-        let beyond_peers = match basis {
-            Basis::Own => true,
-            Basis::Peers { busiest, .. } => bucket.count as f64 > PEER_MARGIN * busiest,
+        let (p_value, could_fire) = match &judged {
+            // The tail probability is only worth computing when the count is
+            // large enough, absolutely and relative to the expectation, to alert.
+            Judged::Volume { prediction, .. } => {
+                let could = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * prediction.expected;
+                (if could { prediction.p_value(bucket.count) } else { 1.0 }, could)
+            }
+            Judged::Timing(timing) => (timing.p_value, bucket.count >= def.min_count),
         };
-        let could_fire =
-            bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * own.expected && beyond_peers;
-        let p_value = if could_fire { own.p_value(bucket.count) } else { 1.0 };
         let s = score_of(p_value);
         let mut fires = could_fire && s >= def.threshold;
         // A shift in time is not a burst: a job that ran late moves its
-        // queries into the next hour, which then looks busy while the hour
+        // events into the next hour, which then looks busy while the hour
         // before looks quiet. The bucket must also be anomalous together
         // with the one before it.
         if fires
-            && matches!(basis, Basis::Own)
-            && let Some(prev) = previous
+            && let Judged::Volume { prediction, previous: Some(prev) } = &judged
+            && score_of(prediction.p_value_with(&prev.prediction, prev.count + bucket.count)) < def.threshold
         {
-            let together = prev.prediction.plus(&own).p_value(prev.count + bucket.count);
-            if score_of(together) < def.threshold {
-                fires = false;
-                self.stats.shifted += 1;
-            }
+            fires = false;
+            self.stats.shifted += 1;
         }
-        if fires && young && matches!(basis, Basis::Own) {
+        if fires && young {
             self.stats.too_young += 1;
             fires = false;
         }
+        if fires && start < state.suppressed_until {
+            self.stats.suppressed += 1;
+            fires = false;
+        }
         if fires {
-            if matches!(basis, Basis::Peers { .. }) {
-                self.stats.judged_by_peers += 1;
-            }
-            if start < state.suppressed_until {
-                self.stats.suppressed += 1;
-            } else {
-                state.suppressed_until = end + def.suppress_ms;
-                self.stats.alerts += 1;
-                let principal = names.name(id);
-                let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
-                let (low, high) = own.interval();
-                let explained = Explained {
-                    kind: state.kind,
-                    start,
-                    end,
-                    count: bucket.count,
-                    expected: own.expected,
-                    interval: (low, high),
-                    age_ms,
-                    basis,
-                };
-                out.push(Alert {
-                    schema_version: SCHEMA_VERSION,
-                    alert_id: alert_id(&def.name, principal, start, &def.config_version),
-                    detector: def.name.clone(),
-                    principal: principal.to_owned(),
-                    workspace_id: bucket.workspace.to_string(),
-                    window_start: EventTime(start).to_string(),
-                    window_end: EventTime(end).to_string(),
-                    observed: bucket.count as f64,
-                    expected: round2(own.expected),
-                    expected_low: low,
-                    expected_high: high,
-                    score: s,
-                    p_value,
-                    severity,
-                    summary: summary(def, principal, &explained),
-                    evidence: bucket.evidence.ids(),
-                    context: AlertContext {
-                        principal_kind: state.kind,
-                        groups: Vec::new(),
-                        privileges: Vec::new(),
-                        signal: def.signal.name().to_owned(),
-                        model: def.model.name().to_owned(),
-                        baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
-                        baseline_samples: round2(own.samples),
-                        peer_value: peer_value.map(round2),
-                        evidence_total: bucket.count,
-                        config_version: def.config_version.clone(),
-                    },
-                });
-            }
+            state.suppressed_until = end + def.suppress_ms;
+            self.stats.alerts += 1;
+            let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
+            let (summary, expected, (low, high), ctx) = match &judged {
+                Judged::Volume { prediction, .. } => {
+                    let by_peers = prediction.samples < OWN_SAMPLES;
+                    if by_peers {
+                        self.stats.judged_by_peers += 1;
+                    }
+                    let interval = prediction.interval();
+                    let e = Explained {
+                        kind,
+                        start,
+                        end,
+                        count: bucket.count,
+                        expected: prediction.expected,
+                        interval,
+                        age_ms,
+                        samples: prediction.samples,
+                        peers: peers.enough().then(|| (peers.principals, count_prior.mean, in_group.is_some())),
+                    };
+                    (
+                        volume_summary(def, principal, &e),
+                        round2(prediction.expected),
+                        interval,
+                        context(peers.enough().then_some(count_prior.mean), prediction.samples),
+                    )
+                }
+                Judged::Timing(timing) => {
+                    let h = hour_of_day(t);
+                    let peer_rate = peers.enough().then_some(activity_prior.day[h]);
+                    (
+                        timing_summary(kind, principal, start, end, bucket.count, timing, peer_rate),
+                        round4(timing.usual()),
+                        (0.0, 1.0),
+                        context(peer_rate.map(round4), timing.active_samples),
+                    )
+                }
+            };
+            out.push(Alert {
+                schema_version: SCHEMA_VERSION,
+                alert_id: alert_id(&def.name, principal, start, &def.config_version),
+                detector: def.name.clone(),
+                principal: principal.to_owned(),
+                workspace_id: bucket.workspace.to_string(),
+                window_start: EventTime(start).to_string(),
+                window_end: EventTime(end).to_string(),
+                observed: bucket.count as f64,
+                expected,
+                expected_low: low,
+                expected_high: high,
+                score: s,
+                p_value,
+                severity,
+                summary,
+                evidence: bucket.evidence.ids(),
+                context: ctx,
+            });
         }
         self.wheel.recycle(bucket);
     }
@@ -441,6 +606,16 @@ impl CountDetector {
     pub fn bytes_per_principal() -> usize {
         std::mem::size_of::<Option<Box<PrincipalState>>>() + std::mem::size_of::<PrincipalState>()
     }
+}
+
+/// What a closed bucket was judged to be.
+enum Judged {
+    Volume { prediction: Prediction, previous: Option<Previous> },
+    Timing(Timing),
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 fn what(def: &Definition, n: u64) -> String {
@@ -460,7 +635,7 @@ fn what(def: &Definition, n: u64) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// What a summary sentence is made of.
+/// What a volume summary is made of.
 struct Explained {
     kind: PrincipalKind,
     start: i64,
@@ -469,61 +644,82 @@ struct Explained {
     expected: f64,
     interval: (f64, f64),
     age_ms: i64,
-    basis: Basis,
+    /// The principal's own active buckets behind the baseline.
+    samples: f64,
+    /// Peers: how many, their mean active-bucket count, and whether of its group.
+    peers: Option<(u32, f64, bool)>,
 }
 
-fn summary(def: &Definition, principal: &str, e: &Explained) -> String {
-    let t = EventTime(e.start);
-    let day = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][t.day_of_week() as usize];
-    let when = format!("{}–{} UTC on {day} {}", hhmm(e.start), hhmm(e.end), &t.to_string()[..10]);
-    let ratio = e.count as f64 / e.expected.max(0.01);
-    let (low, high) = e.interval;
-    let (kind, kinds) = match e.kind {
+fn kind_names(kind: PrincipalKind) -> (&'static str, &'static str) {
+    match kind {
         PrincipalKind::User => ("User", "users"),
         PrincipalKind::ServicePrincipal => ("Service principal", "service principals"),
         PrincipalKind::System => ("System identity", "system identities"),
         PrincipalKind::Unknown => ("Principal", "principals"),
-    };
-    let what = what(def, e.count);
-    // "300× the 0.0 expected" reads as a bug: below one event a ratio says
-    // less than the expectation itself.
-    let versus = |whose: &str| {
-        if e.expected >= 0.5 {
-            format!("about {ratio:.0}× the {:.1} {whose}", e.expected)
-        } else {
-            format!("against {:.2} {whose}", e.expected)
-        }
-    };
-    match e.basis {
-        Basis::Own => format!(
-            "{kind} {principal} had {what} between {when}, {} (95% range {low:.0}–{high:.0}), judged against {:.0} days of its own history.",
-            versus("expected at that hour"),
-            e.age_ms as f64 / (24.0 * MS_PER_HOUR as f64)
-        ),
-        Basis::Peers { principals, mean, busiest, in_group } => format!(
-            "{kind} {principal}, first seen {}, had {what} between {when}: {}, and {} (95% range {low:.0}–{high:.0}) from its own history, which is short at that hour.",
-            if e.age_ms < 72 * MS_PER_HOUR {
-                format!("{:.0} hours earlier", e.age_ms as f64 / MS_PER_HOUR as f64)
-            } else {
-                format!("{:.0} days earlier", e.age_ms as f64 / (24 * MS_PER_HOUR) as f64)
-            },
-            {
-                let peers = if in_group {
-                    format!("{principals} {kinds} of its group")
-                } else {
-                    format!("{principals} {kinds}")
-                };
-                if busiest < 0.5 {
-                    format!("an hour at which none of {peers} had lately been active")
-                } else {
-                    format!(
-                        "more than twice the busiest of {peers} at that hour ({busiest:.0}; they average {mean:.1})"
-                    )
-                }
-            },
-            versus("expected")
-        ),
     }
+}
+
+/// "between 02:00–03:00 UTC on Thursday 2024-01-11"
+fn when(start: i64, end: i64) -> String {
+    let t = EventTime(start);
+    let day = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][t.day_of_week() as usize];
+    format!("between {}–{} UTC on {day} {}", hhmm(start), hhmm(end), &t.to_string()[..10])
+}
+
+fn age(ms: i64) -> String {
+    if ms < 72 * MS_PER_HOUR {
+        format!("{:.0} hours", ms as f64 / MS_PER_HOUR as f64)
+    } else {
+        format!("{:.0} days", ms as f64 / MS_PER_DAY as f64)
+    }
+}
+
+fn volume_summary(def: &Definition, principal: &str, e: &Explained) -> String {
+    let ratio = e.count as f64 / e.expected.max(0.01);
+    let (low, high) = e.interval;
+    let (kind, kinds) = kind_names(e.kind);
+    let peers = match e.peers {
+        Some((n, mean, in_group)) => {
+            format!("; {n} {kinds}{} average {mean:.1} in an active hour", if in_group { " of its group" } else { "" })
+        }
+        None => String::new(),
+    };
+    let basis = if e.samples < OWN_SAMPLES {
+        format!("judged mostly on its peers: it was first seen {} earlier", age(e.age_ms))
+    } else {
+        format!("judged against {} of its own history", age(e.age_ms))
+    };
+    format!(
+        "{kind} {principal} had {} {}, about {ratio:.0}× the {:.1} expected of it in an active hour at that time (95% range {low:.0}–{high:.0}), {basis}{peers}.",
+        what(def, e.count),
+        when(e.start, e.end),
+        e.expected,
+    )
+}
+
+fn percent(p: f64) -> String {
+    if p >= 0.01 { format!("{:.0}%", p * 100.0) } else { format!("{:.1}%", p * 100.0) }
+}
+
+fn timing_summary(
+    kind: PrincipalKind,
+    principal: &str,
+    start: i64,
+    end: i64,
+    count: u64,
+    t: &Timing,
+    peer_rate: Option<f64>,
+) -> String {
+    let (kind, _) = kind_names(kind);
+    let peers = peer_rate.map_or(String::new(), |p| format!(" (its peers: {})", percent(p)));
+    format!(
+        "{kind} {principal} was active {} ({count} actions), an hour of the day it is active on about {} of days{peers} and {} at that hour of the week; {:.0} of its last {:.0} active hours were at an hour this unusual. This says when, not how much: the volume detectors judge the amount.",
+        when(start, end),
+        percent(t.day),
+        percent(t.week),
+        t.as_unusual,
+        t.active_samples,
+    )
 }
 
 fn hhmm(ms: i64) -> String {
@@ -533,209 +729,4 @@ fn hhmm(ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::definition::built_in;
-    use crate::event::Shape;
-
-    fn query(principal: &str, ms: i64, id: &str) -> Event {
-        Event {
-            shape: Some(Shape::AuditDelivery),
-            time: EventTime(ms),
-            principal: principal.into(),
-            principal_kind: PrincipalKind::User,
-            id: id.into(),
-            ..Event::default()
-        }
-    }
-
-    /// Feeds `per_hour(day, hour)` queries for each hour of `days` days and
-    /// returns the alerts.
-    fn run(days: i64, per_hour: impl Fn(i64, i64) -> u64) -> (Vec<Alert>, CountDetectorStats) {
-        let mut d = CountDetector::new(built_in().unwrap().remove(0));
-        let mut names = Interner::default();
-        let id = names.intern("ana@x");
-        let mut out = Vec::new();
-        let t0 = 1_704_067_200_000; // Monday
-        let mut n = 0;
-        for day in 0..days {
-            for hour in 0..24 {
-                let start = t0 + (day * 24 + hour) * MS_PER_HOUR;
-                let k = per_hour(day, hour);
-                for i in 0..k {
-                    n += 1;
-                    let ev = query("ana@x", start + (i as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                    d.observe(id, PrincipalKind::User, || 0, &ev, EventTime(ev.time.0 - 15 * 60_000));
-                    d.advance(EventTime(ev.time.0 - 15 * 60_000), &names, &[EventTime(t0)], &mut out);
-                }
-            }
-        }
-        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
-        (out, d.stats)
-    }
-
-    fn office(day: i64, hour: i64) -> u64 {
-        let weekend = day % 7 >= 5;
-        if !weekend && (9..17).contains(&hour) { 6 + ((day * 7 + hour) % 5) as u64 } else { 0 }
-    }
-
-    #[test]
-    fn a_normal_working_rhythm_raises_nothing() {
-        let (alerts, stats) = run(21, office);
-        assert!(alerts.is_empty(), "{alerts:#?}");
-        assert!(stats.buckets_scored > 100);
-    }
-
-    #[test]
-    fn a_night_burst_is_caught_and_explained() {
-        let (alerts, _) = run(21, |day, hour| if day == 10 && hour == 2 { 300 } else { office(day, hour) });
-        assert_eq!(alerts.len(), 1, "{alerts:#?}");
-        let a = &alerts[0];
-        assert_eq!(a.principal, "ana@x");
-        assert_eq!(a.observed, 300.0);
-        assert_eq!(a.window_start, "2024-01-11T02:00:00.000Z");
-        assert!(a.score >= 90 && a.severity == Severity::High, "{a:#?}");
-        assert_eq!(a.evidence.len(), 10);
-        assert_eq!(a.context.evidence_total, 300);
-        assert!(
-            a.summary
-                .starts_with("User ana@x had 300 queries and commands between 02:00–03:00 UTC on Thursday 2024-01-11"),
-            "{}",
-            a.summary
-        );
-    }
-
-    #[test]
-    fn no_alert_before_the_baseline_is_old_enough() {
-        let (alerts, stats) = run(5, |day, hour| if day == 1 && hour == 2 { 300 } else { office(day, hour) });
-        assert!(alerts.is_empty());
-        assert_eq!(stats.too_young, 1);
-    }
-
-    #[test]
-    fn late_events_are_counted_not_mixed_in() {
-        let mut d = CountDetector::new(built_in().unwrap().remove(0));
-        let mut names = Interner::default();
-        let id = names.intern("ana@x");
-        let mut out = Vec::new();
-        let t0 = 1_704_067_200_000;
-        d.observe(id, PrincipalKind::User, || 0, &query("ana@x", t0, "a"), EventTime(t0));
-        d.advance(EventTime(t0 + 2 * MS_PER_HOUR), &names, &[EventTime(t0)], &mut out);
-        d.observe(id, PrincipalKind::User, || 0, &query("ana@x", t0 + 10, "b"), EventTime(t0 + 2 * MS_PER_HOUR));
-        assert_eq!(d.stats.late, 1);
-        assert_eq!(d.stats.buckets_scored, 1);
-    }
-
-    /// Eight users with an office rhythm from day 0, and a newcomer from
-    /// day 14 whose activity per hour is `newcomer(day, hour)`.
-    fn with_newcomer(newcomer: impl Fn(i64, i64) -> u64) -> (Vec<Alert>, CountDetectorStats) {
-        let mut d = CountDetector::new(built_in().unwrap().remove(0));
-        let mut names = Interner::default();
-        let t0 = 1_704_067_200_000; // Monday
-        let people: Vec<PrincipalId> = (0..9).map(|i| names.intern(&format!("u{i}@x"))).collect();
-        let mut first_seen = vec![EventTime(t0); 9];
-        first_seen[8] = EventTime(t0 + 14 * 24 * MS_PER_HOUR + 9 * MS_PER_HOUR);
-        let mut out = Vec::new();
-        let mut n = 0;
-        for day in 0..17 {
-            for hour in 0..24 {
-                let start = t0 + (day * 24 + hour) * MS_PER_HOUR;
-                for (i, id) in people.iter().enumerate() {
-                    let k = if i < 8 {
-                        office(day + i as i64, hour)
-                    } else if day >= 14 {
-                        newcomer(day, hour)
-                    } else {
-                        0
-                    };
-                    for j in 0..k {
-                        n += 1;
-                        let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                        d.observe(*id, PrincipalKind::User, || 0, &ev, EventTime(start));
-                    }
-                }
-                d.advance(EventTime(start), &names, &first_seen, &mut out);
-            }
-        }
-        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &first_seen, &mut out);
-        (out, d.stats)
-    }
-
-    /// Two groups of seven: night-shift operators (group 1, 20 queries at
-    /// 02:00 every night) and office workers (group 2); a newcomer of
-    /// `group` runs 30 queries at 02:00 on its second day.
-    fn night_newcomer(group: u32) -> Vec<Alert> {
-        let mut d = CountDetector::new(built_in().unwrap().remove(0));
-        let mut names = Interner::default();
-        let t0 = 1_704_067_200_000;
-        let people: Vec<PrincipalId> = (0..15).map(|i| names.intern(&format!("p{i:02}@x"))).collect();
-        let mut first_seen = vec![EventTime(t0); 15];
-        first_seen[14] = EventTime(t0 + 14 * 24 * MS_PER_HOUR + 9 * MS_PER_HOUR);
-        let mut out = Vec::new();
-        let mut n = 0;
-        for day in 0..17 {
-            for hour in 0..24 {
-                let start = t0 + (day * 24 + hour) * MS_PER_HOUR;
-                for (i, id) in people.iter().enumerate() {
-                    let (g, k) = match i {
-                        0..7 => (1, if hour == 2 { 20 + (day + i as i64) as u64 % 3 } else { 0 }),
-                        7..14 => (2, office(day + i as i64, hour)),
-                        _ => (
-                            group,
-                            if day == 15 && hour == 2 {
-                                30
-                            } else if day >= 14 {
-                                office(day, hour)
-                            } else {
-                                0
-                            },
-                        ),
-                    };
-                    for j in 0..k {
-                        n += 1;
-                        let ev = query(names.name(*id), start + (j as i64 * MS_PER_HOUR) / k as i64, &format!("r{n}"));
-                        d.observe(*id, PrincipalKind::User, || g, &ev, EventTime(start));
-                    }
-                }
-                d.advance(EventTime(start), &names, &first_seen, &mut out);
-            }
-        }
-        d.advance(EventTime(i64::MAX - MS_PER_HOUR), &names, &first_seen, &mut out);
-        out
-    }
-
-    #[test]
-    fn a_newcomer_is_judged_against_its_own_group() {
-        // An office worker at 02:00 is unusual for office workers, though
-        // not for the night shift, whose busiest does 20 and more.
-        let office_newcomer = night_newcomer(2);
-        assert_eq!(office_newcomer.len(), 1, "{office_newcomer:#?}");
-        assert!(office_newcomer[0].summary.contains("of its group"), "{}", office_newcomer[0].summary);
-        // A new night-shift operator doing what the night shift does is quiet.
-        assert!(night_newcomer(1).is_empty());
-    }
-
-    #[test]
-    fn a_newcomer_behaving_like_its_peers_is_quiet() {
-        let (alerts, stats) = with_newcomer(|day, hour| office(day, hour) + 2);
-        assert!(alerts.is_empty(), "{alerts:#?}");
-        assert_eq!(stats.judged_by_peers, 0);
-    }
-
-    #[test]
-    fn a_newcomer_bursting_at_night_is_judged_against_its_peers() {
-        let (alerts, stats) = with_newcomer(|day, hour| if day == 15 && hour == 2 { 250 } else { office(day, hour) });
-        assert_eq!(alerts.len(), 1, "{alerts:#?}");
-        assert_eq!(stats.judged_by_peers, 1);
-        let a = &alerts[0];
-        assert_eq!((a.principal.as_str(), a.observed), ("u8@x", 250.0));
-        assert!(a.summary.contains("first seen 18 hours earlier"), "{}", a.summary);
-        assert!(a.summary.contains("an hour at which none of 9 users had lately been active"), "{}", a.summary);
-    }
-
-    #[test]
-    fn state_per_principal_is_small() {
-        // The goal is at most 2 KiB per principal and signal.
-        assert!(CountDetector::bytes_per_principal() <= 2048, "{}", CountDetector::bytes_per_principal());
-    }
-}
+mod tests;

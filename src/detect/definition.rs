@@ -21,6 +21,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/job_runtime.toml", include_str!("../../models/job_runtime.toml")),
     ("models/cost.toml", include_str!("../../models/cost.toml")),
     ("models/new_source.toml", include_str!("../../models/new_source.toml")),
+    ("models/unusual_hours.toml", include_str!("../../models/unusual_hours.toml")),
     ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
     ("models/role_drift.toml", include_str!("../../models/role_drift.toml")),
     ("models/share_down_write.toml", include_str!("../../models/share_down_write.toml")),
@@ -159,10 +160,13 @@ fn default_key() -> String {
 /// The statistical model a definition names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Model {
-    /// Counts per bucket (see `baseline::count`).
-    SeasonalGammaPoisson,
-    /// Positive values, log scale, Student-t tail (see `baseline::value`).
-    LogStudentT,
+    /// How many events an active bucket has (see `baseline::count`).
+    SeasonalCounts,
+    /// Values (runtimes, cost), Student-t tail (see `baseline::value`).
+    SeasonalValues,
+    /// Whether a principal is active at an hour it rarely works (see
+    /// `baseline::activity`).
+    UnusualHours,
     /// Values never seen before for a principal (see `baseline::novelty`).
     NewValue,
     /// Rule: any action by a principal after it was removed or deactivated.
@@ -183,8 +187,9 @@ pub enum Model {
 impl Model {
     pub fn name(self) -> &'static str {
         match self {
-            Model::SeasonalGammaPoisson => "seasonal_gamma_poisson",
-            Model::LogStudentT => "log_student_t",
+            Model::SeasonalCounts => "seasonal_negative_binomial",
+            Model::SeasonalValues => "seasonal_student_t",
+            Model::UnusualHours => "hour_novelty",
             Model::NewValue => "new_value",
             Model::Offboarded => "offboarded",
             Model::RoleDrift => "role_drift",
@@ -274,8 +279,11 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         problems.push(format!("key `signal`: `{}` is not a signal; allowed: {}", raw.signal, allowed.join(", ")));
     }
     let model = match raw.model.as_str() {
-        "seasonal_gamma_poisson" => Some(Model::SeasonalGammaPoisson),
-        "log_student_t" => Some(Model::LogStudentT),
+        // The earlier names are accepted, so that definitions written for
+        // them keep working (the models behind them were replaced).
+        "seasonal_negative_binomial" | "seasonal_gamma_poisson" => Some(Model::SeasonalCounts),
+        "seasonal_student_t" | "log_student_t" => Some(Model::SeasonalValues),
+        "hour_novelty" => Some(Model::UnusualHours),
         "new_value" => Some(Model::NewValue),
         "offboarded" => Some(Model::Offboarded),
         "role_drift" => Some(Model::RoleDrift),
@@ -285,7 +293,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         "registry_guard" => Some(Model::RegistryGuard),
         other => {
             problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_gamma_poisson, log_student_t, new_value, offboarded, role_drift, match, share_down, jit, registry_guard"
+                "key `model`: `{other}` is not a model; allowed: seasonal_negative_binomial, seasonal_student_t, hour_novelty, new_value, offboarded, role_drift, match, share_down, jit, registry_guard"
             ));
             None
         }
@@ -300,14 +308,18 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     };
     // Which models go with which signals and keys, and what each needs.
     match (model, signal) {
-        (Some(Model::SeasonalGammaPoisson), Some(Signal::Cost | Signal::JobRun)) => problems.push(format!(
-            "key `model`: seasonal_gamma_poisson counts events; signal `{}` carries values: use log_student_t",
-            raw.signal
-        )),
-        (Some(Model::LogStudentT), Some(s)) if !matches!(s, Signal::Cost | Signal::JobRun) => problems.push(format!(
-            "key `model`: log_student_t scores values; signal `{}` is counted: use seasonal_gamma_poisson",
-            raw.signal
-        )),
+        (Some(Model::SeasonalCounts | Model::UnusualHours), Some(Signal::Cost | Signal::JobRun)) => {
+            problems.push(format!(
+                "key `model`: {} counts events; signal `{}` carries values: use seasonal_student_t",
+                raw.model, raw.signal
+            ))
+        }
+        (Some(Model::SeasonalValues), Some(s)) if !matches!(s, Signal::Cost | Signal::JobRun) => {
+            problems.push(format!(
+                "key `model`: seasonal_student_t scores values; signal `{}` is counted: use seasonal_negative_binomial",
+                raw.signal
+            ))
+        }
         (Some(Model::NewValue), Some(s)) if s != Signal::Source => problems.push(format!(
             "key `model`: new_value scores where actions come from; signal `{}` does not say: use signal source",
             raw.signal
@@ -318,9 +330,9 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         (Some(m), Some(s)) if m.is_rule() && s != Signal::Activity => {
             problems.push(format!("key `signal`: the {} rule reads every action: use signal activity", m.name()))
         }
-        (Some(m), Some(Signal::Activity)) if !m.is_rule() => {
-            problems.push("key `model`: signal activity is read by the rules offboarded and role_drift".into())
-        }
+        (Some(m), Some(Signal::Activity)) if !m.is_rule() && m != Model::UnusualHours => problems.push(
+            "key `model`: signal activity is read by hour_novelty and the rules (offboarded, role_drift, ...)".into(),
+        ),
         _ => {}
     }
     if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
@@ -338,13 +350,15 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         }
         (_, None) => None,
     };
-    if matches!(model, Some(Model::SeasonalGammaPoisson | Model::NewValue | Model::RoleDrift | Model::Match))
-        && raw.min_count.is_none()
+    if matches!(
+        model,
+        Some(Model::SeasonalCounts | Model::UnusualHours | Model::NewValue | Model::RoleDrift | Model::Match)
+    ) && raw.min_count.is_none()
     {
         problems.push(format!("key `min_count` is required by {}", raw.model));
     }
-    if model == Some(Model::LogStudentT) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
-        problems.push("keys `min_value` and `min_samples` are required by log_student_t".into());
+    if model == Some(Model::SeasonalValues) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
+        problems.push("keys `min_value` and `min_samples` are required by seasonal_student_t".into());
     }
     let mut severity_of = |key: &str, value: &str| match value {
         "info" => Some(Severity::Info),
@@ -410,7 +424,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         name: raw.name,
         description: raw.description,
         signal: signal.unwrap_or(Signal::QueryFrequency),
-        model: model.unwrap_or(Model::SeasonalGammaPoisson),
+        model: model.unwrap_or(Model::SeasonalCounts),
         key: key.unwrap_or(Key::Principal),
         bucket_ms: raw.bucket_minutes as i64 * crate::time::MS_PER_MINUTE,
         forgetting,
@@ -501,7 +515,7 @@ mod tests {
     fn models_must_fit_their_signal() {
         let text = BUILT_IN[0].1.replace("signal = \"query_frequency\"", "signal = \"cost\"");
         let err = parse("models/x.toml", &text).unwrap_err();
-        assert!(err.to_string().contains("use log_student_t"), "{err}");
+        assert!(err.to_string().contains("use seasonal_student_t"), "{err}");
     }
 
     #[test]

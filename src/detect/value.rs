@@ -1,19 +1,20 @@
 //! The value detector: scores values (a job run's runtime, a principal's
-//! hourly cost) against a log-scale baseline per key.
+//! hourly cost) against a seasonal baseline per key ([`SeasonalValues`]).
 //!
 //! Observations wait until the watermark passes the time they close at (a
 //! run's end, a cost bucket's end) and are then scored in (close time,
 //! key) order, so the alerts do not depend on arrival order within the
 //! allowed lateness. Late observations follow the same rule as counts:
-//! counted as late, never mixed in. Each key keeps a [`LogValues`]
-//! baseline and its suppression state.
+//! counted as late, never mixed in. Each key keeps its baseline and its
+//! suppression state: runs by hour of the day, forgetting per run; hourly
+//! values by hour of the day and of the week, forgetting per day.
 
 use super::definition::{Definition, Key};
 use super::evidence::Evidence;
 use super::round2;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
-use crate::baseline::value::{HourlyValues, LogValues, ValuePrediction};
+use crate::baseline::value::{Forgetting, SeasonalValues, ValuePrediction};
 use crate::event::PrincipalKind;
 use crate::time::{EventTime, MS_PER_HOUR};
 use rustc_hash::FxHashMap;
@@ -48,8 +49,8 @@ impl Pending {
 /// rhythm; hourly values (cost) do.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Baseline {
-    Runs(LogValues),
-    Hourly(Box<HourlyValues>),
+    Runs(SeasonalValues<0>),
+    Hourly(Box<SeasonalValues<168>>),
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -183,7 +184,7 @@ impl ValueDetector {
         let def = &self.def;
         let state = self.keys.entry(key_of(def, &p.principal, &p.job)).or_insert_with(|| KeyState {
             baseline: match def.key {
-                Key::PrincipalJob => Baseline::Runs(LogValues::default()),
+                Key::PrincipalJob => Baseline::Runs(SeasonalValues::default()),
                 Key::Principal => Baseline::Hourly(Box::default()),
             },
             suppressed_until: i64::MIN,
@@ -191,13 +192,13 @@ impl ValueDetector {
         let at = EventTime(p.window_start);
         let (samples, prediction) = match &mut state.baseline {
             Baseline::Runs(runs) => {
-                let before = (runs.samples(), runs.predict());
-                runs.update(p.value(), def.forgetting);
+                let before = (runs.samples(), runs.predict(at));
+                runs.update(at, p.value(), Forgetting::PerValue(def.forgetting));
                 before
             }
             Baseline::Hourly(hourly) => {
                 let before = (hourly.samples(), hourly.predict(at));
-                hourly.update(at, p.value(), def.forgetting);
+                hourly.update(at, p.value(), Forgetting::PerDay(def.forgetting));
                 before
             }
         };
