@@ -170,12 +170,21 @@ enum Command {
         sinks: SinkArgs,
     },
     /// Write realistic synthetic Databricks activity with labelled incidents.
+    ///
+    /// Every principal follows a behaviour archetype with parameters drawn
+    /// per seed (office, weekend worker, shift worker, on-call, traveller,
+    /// end-of-quarter analyst, business seasons; service principals running
+    /// scheduled jobs, nightly backfills, bursty API clients), with
+    /// overdispersed hourly counts. Writes DIR/logs (what to replay),
+    /// DIR/labels.jsonl (the incidents), DIR/hard_negatives.jsonl (ordinary
+    /// work that looks unusual: not incidents), DIR/principals.jsonl (who
+    /// follows which archetype) and DIR/access_snapshot.jsonl.
     Generate {
-        /// Days of activity.
-        #[arg(long, default_value_t = 14)]
+        /// Days of activity (from Monday 2024-01-15).
+        #[arg(long, default_value_t = 21)]
         days: u32,
         /// Number of principals (users and service principals).
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 60)]
         principals: u32,
         /// Random seed: the same seed gives byte-identical output.
         #[arg(long, default_value_t = 1)]
@@ -584,7 +593,21 @@ fn main() -> Result<()> {
             for (kind, n) in &summary.events_by_file_kind {
                 println!("  {kind:<28} {n}");
             }
-            println!("{} labelled incidents in {}", summary.incidents.len(), out.join("labels.jsonl").display());
+            println!(
+                "{} labelled incidents in {}",
+                summary.incidents.len(),
+                out.join(auditwatch::generate::LABELS).display()
+            );
+            println!(
+                "{} hard negatives (ordinary work that looks unusual) in {}",
+                summary.hard_negatives.len(),
+                out.join(auditwatch::generate::HARD_NEGATIVES).display()
+            );
+            println!(
+                "{} principals and their archetypes in {}",
+                summary.principals.len(),
+                out.join(auditwatch::generate::PRINCIPALS).display()
+            );
             println!("replay with: auditwatch replay {}", out.join(auditwatch::generate::LOGS_DIR).display());
         }
         Command::Eval { dir, json, models } => {
