@@ -210,10 +210,13 @@ fn job_of(w: &mut World, owner: usize, ok: impl Fn(&super::Job) -> bool) -> Opti
 /// backfill's long nights stay within about 1.5×).
 fn job_runtime(w: &mut World, sim: &mut Sim) {
     let owners = job_owners(w, |_| true);
-    let Some(owner) = w.pick(|i, _| owners[i]) else { return };
+    let placed = w.place(1, |w| {
+        let owner = w.pick(|i, _| owners[i])?;
+        let day = w.incident_day();
+        Some((owner, w.day_start(day) + w.rng.random_range(0..20) * MS_PER_HOUR + 30 * MS_PER_MINUTE))
+    });
+    let Some((owner, start)) = placed else { return };
     let Some(job) = job_of(w, owner, |_| true) else { return };
-    let day = w.incident_day();
-    let start = w.day_start(day) + w.rng.random_range(0..20) * MS_PER_HOUR + 30 * MS_PER_MINUTE;
     let factor = w.rng.random_range(5.0..10.0);
     let runtime = (job.runtime_s * factor * 1000.0) as i64;
     run_job(w, sim, &job, start, runtime, 1.0);
@@ -231,14 +234,15 @@ fn job_runtime(w: &mut World, sim: &mut Sim) {
 /// hours on a far larger cluster, multiplies the principal's hourly bill:
 /// 8–14× its mean billed hour, and well above its dearest ordinary hour.
 fn cost(w: &mut World, sim: &mut Sim) {
-    let owners = job_owners(w, |j| j.every_hours <= 2 || j.nightly.is_some());
-    let Some(owner) = w.pick(|i, _| owners[i]) else { return };
-    let Some(job) = job_of(w, owner, |j| j.every_hours <= 2 || j.nightly.is_some()) else { return };
-    let day = w.incident_day();
-    let start = w.day_start(day) + w.rng.random_range(0..18) * MS_PER_HOUR;
-    if !w.free(owner, start, start + 4 * MS_PER_HOUR) {
-        return;
-    }
+    let frequent = |j: &super::Job| j.every_hours <= 2 || j.nightly.is_some();
+    let owners = job_owners(w, frequent);
+    let placed = w.place(4, |w| {
+        let owner = w.pick(|i, _| owners[i])?;
+        let day = w.incident_day();
+        Some((owner, w.day_start(day) + w.rng.random_range(0..18) * MS_PER_HOUR))
+    });
+    let Some((owner, start)) = placed else { return };
+    let Some(job) = job_of(w, owner, frequent) else { return };
     let billed: Vec<f64> = w.dbus.range((owner, i64::MIN)..=(owner, i64::MAX)).map(|(_, &d)| d).collect();
     let mean = billed.iter().sum::<f64>() / billed.len().max(1) as f64;
     let max = billed.iter().copied().fold(0.0, f64::max);
