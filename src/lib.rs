@@ -23,8 +23,10 @@
 //! - [`telemetry`]: counters every stage reports into, the run summary, the
 //!   Prometheus metrics and their HTTP endpoints.
 //! - [`pipeline`]: wires the stages; replay and the demo share it.
-//! - [`generate`]: synthetic Databricks activity with labelled incidents.
-//! - [`eval`]: precision, recall and time to detect on generated data.
+//! - [`generate`]: synthetic Databricks activity: behaviour archetypes,
+//!   labelled incidents and labelled hard negatives.
+//! - [`eval`]: precision, recall and time to detect on generated data, per
+//!   signal and archetype, and the alerts on hard negatives.
 //! - [`score_series`]: the same models on any exported metric series (CSV).
 //! - [`event`] and [`time`]: the typed vocabulary all stages share.
 //!

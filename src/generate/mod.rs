@@ -1,28 +1,50 @@
-//! Synthetic Databricks activity with labelled incidents.
+//! Synthetic Databricks activity with labelled incidents and labelled hard
+//! negatives.
 //!
-//! Owns a seeded simulation of an account with two workspaces: people with
-//! time zones, working hours and a weekly rhythm, service principals running
-//! scheduled jobs, SQL warehouses, grants, logins, tokens, secrets and
-//! billing usage priced by list prices, written in the real shapes (audit
-//! log as delivered for workspace A, `system.access.audit` rows for
-//! workspace B, `system.billing.*` and `system.lakeflow.job_run_timeline`
-//! rows). Incidents are injected on top and listed in `labels.jsonl`; hard
-//! negatives (weekly spikes, new principals, a holiday, a growing team,
-//! heavy nightly batches) are left unlabelled on purpose.
+//! Owns a seeded simulation of an account with two workspaces, written in
+//! the real shapes (audit log as delivered for workspace A,
+//! `system.access.audit` rows for workspace B, `system.billing.*` and
+//! `system.lakeflow.job_run_timeline` rows). Every principal is drawn from a
+//! behaviour archetype with parameters drawn per seed ([`archetype`]):
+//! office workers, weekend workers, shift workers, on-call responders,
+//! travellers, month-end analysts and teams with business seasons; service
+//! principals running scheduled jobs, nightly backfills and bursty API
+//! clients. Counts are overdispersed everywhere: a per-day and a per-hour
+//! multiplier (gamma, or lognormal for API clients) on top of the plan, and
+//! Poisson counts given those; heavy and light users differ by 10× and more.
+//!
+//! Incidents are injected on top, on principals picked across archetypes
+//! and at times that fit each one (a burst during a night shift, on a
+//! worked Saturday, on a trip), each sized against the principal's own rate
+//! at that hour (8–14× it, and well above its busiest ordinary hour), and
+//! listed in `labels.jsonl`. Windows of ordinary work that look unusual
+//! (weekend and night work, on-call sessions, travel days, month-end close
+//! days, long backfills) are listed in `hard_negatives.jsonl`: they are not
+//! incidents. Every principal and its archetype is in `principals.jsonl`.
 //!
 //! The same configuration always writes the same bytes: one ChaCha stream
-//! drives everything, and only ordered collections are iterated. The data
+//! per seed drives everything (ids come from a stream derived from the
+//! seed), and only ordered collections are iterated. The people (names,
+//! archetypes, rates, parameters) are drawn before anything that depends
+//! on the number of days, so a longer period has the same people. The data
 //! is synthetic: no row describes a real person or workspace. Never reads
-//! the wall clock.
+//! the wall clock, and never looks at a detector: it must not flatter them.
 
+mod archetype;
+mod inject;
 mod write;
 
+pub use archetype::{Archetype, HardNegativeKind};
+
+use crate::event::PrincipalKind;
 use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE};
+use archetype::{Behaviour, Calendar, Plan, Window, lognormal_one};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, LogNormal, Poisson};
+use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What to generate.
@@ -31,7 +53,8 @@ pub struct GenerateConfig {
     pub days: u32,
     pub principals: u32,
     pub seed: u64,
-    /// First day (midnight UTC). The default, 2024-01-01, is a Monday.
+    /// First day (midnight UTC). The default, 2024-01-15, is a Monday, and
+    /// puts a month end (January 31) in the third week of a 21-day period.
     pub start: EventTime,
     /// Gzip the delivered audit log files.
     pub gzip: bool,
@@ -39,7 +62,7 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        GenerateConfig { days: 14, principals: 50, seed: 1, start: EventTime(1_704_067_200_000), gzip: false }
+        GenerateConfig { days: 21, principals: 60, seed: 1, start: EventTime(1_705_276_800_000), gzip: false }
     }
 }
 
@@ -58,11 +81,36 @@ pub struct Label {
     pub workspace_id: u64,
 }
 
+/// A window of ordinary behaviour that looks unusual, as written to
+/// `hard_negatives.jsonl`. Not an incident: an alert pointing at it (and at
+/// no incident) is a false alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardNegative {
+    pub principal: String,
+    pub kind: HardNegativeKind,
+    /// RFC 3339.
+    pub start: String,
+    pub end: String,
+    pub description: String,
+}
+
+/// A principal and its archetype, as written to `principals.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalRecord {
+    /// Normalized name, as alerts and labels name it.
+    pub principal: String,
+    /// `user` or `service_principal`.
+    pub kind: PrincipalKind,
+    pub archetype: Archetype,
+}
+
 /// What was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateSummary {
     pub events_by_file_kind: Vec<(String, u64)>,
     pub incidents: Vec<Label>,
+    pub hard_negatives: Vec<HardNegative>,
+    pub principals: Vec<PrincipalRecord>,
     pub total_events: u64,
     pub bytes: u64,
 }
@@ -78,10 +126,17 @@ pub enum GenerateError {
 }
 
 /// Folder under the output directory that holds the logs (what to replay);
-/// `labels.jsonl` and `README.txt` sit beside it.
+/// `labels.jsonl`, `hard_negatives.jsonl`, `principals.jsonl` and
+/// `README.txt` sit beside it.
 pub const LOGS_DIR: &str = "logs";
 /// The access snapshot beside the logs (`replay --access-snapshot`).
 pub const ACCESS_SNAPSHOT: &str = "access_snapshot.jsonl";
+/// The injected incidents.
+pub const LABELS: &str = "labels.jsonl";
+/// Windows of ordinary behaviour that look unusual.
+pub const HARD_NEGATIVES: &str = "hard_negatives.jsonl";
+/// Every principal with its kind and archetype.
+pub const PRINCIPALS: &str = "principals.jsonl";
 
 /// Workspace written as delivered audit logs.
 pub const WORKSPACE_A: u64 = 1_234_567_890_123_456;
@@ -89,31 +144,49 @@ pub const WORKSPACE_A: u64 = 1_234_567_890_123_456;
 pub const WORKSPACE_B: u64 = 2_345_678_901_234_567;
 const ACCOUNT_ID: &str = "9f1c4d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 
+/// Mean events per hour of full activity (plan 1.0), by kind.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rates {
+    queries: f64,
+    notebook: f64,
+    reads: f64,
+    /// Grants (admins grant; others never do).
+    grants: f64,
+    downloads: f64,
+    secrets: f64,
+    tokens: f64,
+}
+
+/// How an hour's volume varies around the plan, on top of the day's.
+#[derive(Debug, Clone, Copy)]
+enum HourNoise {
+    /// Mean-one gamma of this shape.
+    Gamma(f64),
+    /// Mean-one lognormal of this sigma: heavy-tailed (API clients).
+    LogNormal(f64),
+}
+
 /// Who a principal is and how it behaves.
 #[derive(Debug, Clone)]
 struct Principal {
     name: String,
     human: bool,
+    archetype: Archetype,
+    behaviour: Behaviour,
     workspace: u64,
-    /// Hours added to UTC to get local time.
+    /// Hours added to UTC to get local time, at home.
     tz: i64,
-    /// Local working hours [start, end).
+    /// Local working hours [start, end) on an ordinary day.
     work: (i64, i64),
-    /// Mean SQL queries per working hour.
-    queries: f64,
-    /// Mean notebook commands per working hour.
-    notebook: f64,
-    /// Mean table reads per working hour.
-    reads: f64,
-    /// Grants per working hour (admins grant; others almost never).
-    grants: f64,
-    downloads: f64,
+    rates: Rates,
+    /// Shape of the mean-one gamma multiplier of each day (2–6: smaller is
+    /// burstier).
+    day_shape: f64,
+    hour_noise: HourNoise,
+    /// The plan of the period (filled once the calendar is known).
+    plan: Plan,
     /// Day index from which the principal exists.
     first_day: i64,
-    /// Runs a reporting burst every Monday 09:00 local.
-    monday_report: bool,
-    /// Activity grows linearly to (1 + growth) over the period.
-    growth: f64,
     ips: Vec<String>,
     agent: &'static str,
     /// The same client after an update (version numbers only), used from
@@ -130,20 +203,30 @@ struct Principal {
     serverless: bool,
 }
 
+impl Principal {
+    /// Runs jobs rather than following a plan of its own.
+    fn runs_jobs(&self) -> bool {
+        matches!(self.archetype, Archetype::ScheduledJobs | Archetype::NightlyBackfill)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Job {
     id: u64,
     owner: usize,
     workspace: u64,
-    /// Runs every `every_hours` hours at minute `minute`.
+    /// Runs every `every_hours` hours from hour `offset_hours` of the
+    /// period, at minute `minute`.
     every_hours: i64,
+    offset_hours: i64,
     minute: i64,
     runtime_s: f64,
     dbu_per_hour: f64,
-    /// Queries issued during each run (dashboard refreshes, batch SQL).
-    queries_per_run: u32,
+    /// Mean queries issued during each run (dashboard refreshes, batch SQL).
+    queries_per_run: f64,
+    /// A nightly backfill: (chance of a longer night, how much longer at most).
+    nightly: Option<(f64, f64)>,
 }
-
 /// What happened; rendered per shape by `write`.
 #[derive(Debug, Clone)]
 enum Act {
@@ -298,15 +381,80 @@ fn rfc3339(ms: i64) -> String {
     EventTime(ms).to_string()
 }
 
+/// Clients of the API-client service principals.
+const API_CLIENTS: &[&str] = &["databricks-sql-go/1.5.2", "databricks-sql-nodejs/1.8.1", "databricks-jdbc/2.6.36"];
+
+/// What the simulation produced, before it is rendered.
+struct Sim {
+    /// Records per day of the period.
+    recs: Vec<Vec<Rec>>,
+    usage: Vec<Usage>,
+    slices: Vec<RunSlice>,
+    ids: Counter,
+}
+
+/// The kinds of activity an incident's size is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// SQL queries and notebook commands.
+    Query,
+    Read,
+    /// Grants and group changes.
+    Grant,
+    Download,
+    Secret,
+    Token,
+    FailedLogin,
+}
+
+const KINDS: usize = 7;
+
+impl Kind {
+    fn of(act: &Act) -> Option<Kind> {
+        Some(match act {
+            Act::Query { .. } | Act::Notebook { .. } => Kind::Query,
+            Act::ReadTable { .. } => Kind::Read,
+            Act::Grant { .. } | Act::GroupAdd { .. } => Kind::Grant,
+            Act::Download => Kind::Download,
+            Act::Secret { .. } => Kind::Secret,
+            Act::Token { .. } => Kind::Token,
+            Act::Login { failed: true, .. } => Kind::FailedLogin,
+            _ => return None,
+        })
+    }
+
+    fn rate(self, r: &Rates) -> f64 {
+        match self {
+            Kind::Query => r.queries + r.notebook,
+            Kind::Read => r.reads,
+            Kind::Grant => r.grants,
+            Kind::Download => r.downloads,
+            Kind::Secret => r.secrets,
+            Kind::Token => r.tokens,
+            Kind::FailedLogin => 0.0,
+        }
+    }
+}
+
 struct World {
     cfg: GenerateConfig,
     rng: ChaCha8Rng,
     people: Vec<Principal>,
     jobs: Vec<Job>,
-    holiday: i64,
     labels: Vec<Label>,
     /// Incident windows per principal, so that incidents never overlap.
     busy: Vec<(usize, i64, i64)>,
+    /// Incidents so far per archetype, to spread them across archetypes.
+    used: BTreeMap<Archetype, u32>,
+    /// Hard-negative candidates: (principal, window).
+    windows: Vec<(usize, Window)>,
+    /// Principals removed from the account, and when: no hard negative after.
+    removed: Vec<(usize, i64)>,
+    /// Ordinary activity per (principal, hour index) by [`Kind`], before
+    /// any incident: what incidents are sized against.
+    counts: BTreeMap<(usize, i64), [u32; KINDS]>,
+    /// Ordinary billed DBUs per (principal, hour end).
+    dbus: BTreeMap<(usize, i64), f64>,
     /// Distinct (source IP, user agent) pairs records came from.
     sources: Vec<(String, &'static str)>,
     source_ids: FxHashMap<(String, &'static str), u32>,
@@ -317,7 +465,7 @@ struct World {
 /// Who works in HR (reads salaries unmasked) and who is an analyst (reads
 /// them with the ssn column masked, and the shared schema).
 fn in_hr(p: &Principal) -> bool {
-    p.human && p.reads > 0.0 && p.name.len().is_multiple_of(5)
+    p.human && p.rates.reads > 0.0 && p.name.len().is_multiple_of(5)
 }
 
 /// The access snapshot of the generated workspace: memberships, grants,
@@ -345,7 +493,7 @@ fn simulate_lineage(w: &mut World) {
     let days = w.cfg.days as i64;
     for who in 0..w.people.len() {
         let p = w.people[who].clone();
-        if !p.human || p.reads <= 0.0 {
+        if !p.human {
             continue;
         }
         for day in p.first_day..days {
@@ -367,25 +515,26 @@ fn simulate_lineage(w: &mut World) {
     }
 }
 
-/// A share-down: someone in HR copies salaries, ssn unmasked, into the
-/// schema analysts read.
-fn inject_share_down(w: &mut World) {
-    let n = w.people.len();
-    let from = w.rng.random_range(0..n);
-    let Some(who) = (0..n).map(|k| (from + k) % n).find(|&i| in_hr(&w.people[i]) && w.people[i].first_day == 0) else {
-        return;
-    };
-    let day = w.incident_day();
-    let t = w.day_start(day) + (w.people[who].work.0 + 4 - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR;
-    if !w.free(who, t, t + MS_PER_HOUR) {
-        return;
+/// Splits `n` slots among `kinds` by `shares` (drawn per seed) and
+/// shuffles them. The first kind (office workers, scheduled jobs) takes
+/// the rest and at least one slot; the others get at least one each when
+/// there are enough slots.
+fn deck(rng: &mut ChaCha8Rng, n: usize, kinds: &[Archetype], shares: &[f64]) -> Vec<Archetype> {
+    let total: f64 = shares.iter().sum();
+    let each = usize::from(n >= 2 * kinds.len());
+    let mut counts: Vec<usize> = shares.iter().map(|s| ((s / total * n as f64).round() as usize).max(each)).collect();
+    counts[0] = 0;
+    while counts.iter().sum::<usize>() + 1 > n && counts.iter().any(|&c| c > 0) {
+        let largest = (1..counts.len()).max_by_key(|&i| counts[i]).unwrap_or(0);
+        counts[largest] -= 1;
     }
-    w.lineage.push((t, who, "main.hr.salaries", "main.shared.salaries_export"));
-    let d = format!(
-        "{} copied main.hr.salaries, ssn unmasked, into main.shared.salaries_export, which analysts read",
-        w.people[who].name
-    );
-    w.label(who, "share_down_write", t, t + MS_PER_HOUR, d);
+    counts[0] = n - counts.iter().sum::<usize>();
+    let mut deck: Vec<Archetype> = kinds.iter().zip(&counts).flat_map(|(k, &c)| std::iter::repeat_n(*k, c)).collect();
+    for i in (1..deck.len()).rev() {
+        let j = rng.random_range(0..=i);
+        deck.swap(i, j);
+    }
+    deck
 }
 
 impl World {
@@ -393,11 +542,34 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let n = cfg.principals as usize;
         let n_sp = (n * 15).div_ceil(100).max(1);
+        // Who is who: shares per seed, at least one of each archetype when
+        // there are enough people.
+        let humans = [
+            Archetype::Office,
+            Archetype::WeekendWorker,
+            Archetype::ShiftWorker,
+            Archetype::OnCall,
+            Archetype::Traveller,
+            Archetype::EndOfQuarter,
+            Archetype::BusinessSeasons,
+        ];
+        let mut shares = vec![rng.random_range(0.30..0.45)];
+        shares.extend((1..humans.len()).map(|_| rng.random_range(0.07..0.13)));
+        let human_deck = deck(&mut rng, n - n_sp.min(n), &humans, &shares);
+        let services = if n_sp >= 3 {
+            vec![Archetype::ScheduledJobs, Archetype::NightlyBackfill, Archetype::BurstyApiClient]
+        } else {
+            vec![Archetype::ScheduledJobs, Archetype::NightlyBackfill]
+        };
+        let shares: Vec<f64> = services.iter().map(|_| rng.random_range(0.25..0.45)).collect();
+        let sp_deck = deck(&mut rng, n_sp.min(n), &services, &shares);
+
         let mut people = Vec::with_capacity(n);
-        let activity = LogNormal::new(1.2, 0.7).expect("valid lognormal");
+        let heavy = LogNormal::new(2.5f64.ln(), 1.0).expect("valid lognormal");
         let tzs = [0i64, 1, -5, -8, 5, 0, 1];
         for i in 0..n {
             let human = i >= n_sp;
+            let archetype = if human { human_deck[i - n_sp] } else { sp_deck[i] };
             let name = if human {
                 format!("{}.{}{}@acme.example", FIRST[i % FIRST.len()], LAST[(i / FIRST.len() + i * 7) % LAST.len()], i)
             } else {
@@ -410,59 +582,142 @@ impl World {
                 })
                 .collect();
             let start_hour = rng.random_range(7..=10);
-            let q: f64 = activity.sample(&mut rng);
-            let joins_late = human && i % 10 == 3 && cfg.days > 6;
+            let work = (start_hour, start_hour + rng.random_range(8..=10));
+            let tz = tzs[rng.random_range(0..tzs.len())];
             let browser = rng.random_range(0..BROWSERS.len());
+            let rates = if human {
+                Rates {
+                    queries: heavy.sample(&mut rng).clamp(0.1, 60.0),
+                    notebook: if rng.random_bool(0.4) { heavy.sample(&mut rng).clamp(0.1, 30.0) * 0.6 } else { 0.0 },
+                    reads: LogNormal::new(0.2, 0.6).expect("valid lognormal").sample(&mut rng),
+                    grants: if i % 9 == 0 { rng.random_range(0.2..0.6) } else { 0.0 },
+                    downloads: rng.random_range(0.02..0.25),
+                    secrets: 0.003,
+                    tokens: 0.002,
+                }
+            } else if archetype == Archetype::BurstyApiClient {
+                Rates {
+                    queries: LogNormal::new(25f64.ln(), 0.8).expect("valid lognormal").sample(&mut rng),
+                    reads: LogNormal::new(5f64.ln(), 0.6).expect("valid lognormal").sample(&mut rng),
+                    ..Default::default()
+                }
+            } else {
+                Rates::default()
+            };
+            let agent = if human {
+                BROWSERS[browser]
+            } else if archetype == Archetype::BurstyApiClient {
+                API_CLIENTS[browser % API_CLIENTS.len()]
+            } else {
+                SDKS[browser % SDKS.len()]
+            };
+            let behaviour = Behaviour::draw(archetype, &mut rng);
+            let hour_noise = match behaviour {
+                Behaviour::BurstyApiClient { sigma, .. } => HourNoise::LogNormal(sigma),
+                _ => HourNoise::Gamma(rng.random_range(2.0..5.0)),
+            };
             people.push(Principal {
                 name,
                 human,
+                archetype,
+                behaviour,
                 workspace,
-                tz: tzs[rng.random_range(0..tzs.len())],
-                work: (start_hour, start_hour + rng.random_range(8..=10)),
-                queries: if human { q } else { 0.0 },
-                notebook: if human && rng.random_bool(0.4) { activity.sample(&mut rng) * 0.6 } else { 0.0 },
-                reads: if human { 0.8 + rng.random::<f64>() } else { 0.0 },
-                grants: if human && i % 9 == 0 { 0.4 } else { 0.0 },
-                downloads: if human { 0.05 + 0.15 * rng.random::<f64>() } else { 0.0 },
-                first_day: if joins_late { rng.random_range(3..=(cfg.days as i64 / 2).max(3)) } else { 0 },
-                monday_report: human && i % 7 == 2,
-                growth: if human && i % 5 == 1 { 0.6 } else { 0.0 },
+                tz,
+                work,
+                rates,
+                day_shape: rng.random_range(2.0..6.0),
+                hour_noise,
+                plan: Plan::default(),
+                first_day: 0,
                 ips,
-                agent: if human { BROWSERS[browser] } else { SDKS[browser % SDKS.len()] },
-                agent_next: if human { BROWSERS_NEXT[browser] } else { SDKS[browser % SDKS.len()] },
-                upgrade_day: rng.random_range(0..=cfg.days as i64),
-                roams: human && i % 6 == 4,
-                connector_from: (human && i % 8 == 5).then_some(cfg.days as i64 / 2),
+                agent,
+                agent_next: if human { BROWSERS_NEXT[browser] } else { agent },
+                upgrade_day: 0,
+                roams: human && i % 6 == 4 && archetype != Archetype::Traveller,
+                connector_from: None,
                 serverless: human && rng.random_bool(0.2),
             });
         }
         let mut jobs = Vec::new();
-        for (owner, p) in people.iter().enumerate().filter(|(_, p)| !p.human) {
-            for k in 0..rng.random_range(1..=3u32) {
-                let every_hours = [1, 2, 4, 6, 24][rng.random_range(0..5)];
-                jobs.push(Job {
-                    id: 100 + jobs.len() as u64 * 17 + k as u64,
-                    owner,
-                    workspace: p.workspace,
-                    every_hours,
-                    minute: rng.random_range(0..60),
-                    runtime_s: 120.0 + rng.random::<f64>() * if every_hours >= 6 { 3000.0 } else { 900.0 },
-                    dbu_per_hour: 2.0 + rng.random::<f64>() * 10.0,
-                    // Nightly batches run a lot of SQL, steadily: a hard negative.
-                    queries_per_run: if every_hours == 24 { rng.random_range(50..200) } else { rng.random_range(0..6) },
-                });
+        for (owner, p) in people.iter().enumerate() {
+            match p.archetype {
+                Archetype::ScheduledJobs => {
+                    for k in 0..rng.random_range(1..=3u32) {
+                        let every_hours = [1, 2, 4, 6, 24][rng.random_range(0..5)];
+                        jobs.push(Job {
+                            id: 100 + jobs.len() as u64 * 17 + k as u64,
+                            owner,
+                            workspace: p.workspace,
+                            every_hours,
+                            offset_hours: 0,
+                            minute: rng.random_range(0..60),
+                            runtime_s: 120.0 + rng.random::<f64>() * if every_hours >= 6 { 3000.0 } else { 900.0 },
+                            dbu_per_hour: 2.0 + rng.random::<f64>() * 10.0,
+                            // Daily batches run a lot of SQL, steadily.
+                            queries_per_run: if every_hours == 24 {
+                                rng.random_range(50.0..200.0)
+                            } else {
+                                rng.random_range(0.0..6.0)
+                            },
+                            nightly: None,
+                        });
+                    }
+                }
+                Archetype::NightlyBackfill => {
+                    let Behaviour::NightlyBackfill { long_chance, long_factor } = p.behaviour else { continue };
+                    for k in 0..rng.random_range(1..=2u32) {
+                        let runtime_s = rng.random_range(3600.0..4.0 * 3600.0);
+                        jobs.push(Job {
+                            id: 100 + jobs.len() as u64 * 17 + k as u64,
+                            owner,
+                            workspace: p.workspace,
+                            every_hours: 24,
+                            // 00:00–04:00 local.
+                            offset_hours: (rng.random_range(0..=4) - p.tz).rem_euclid(24),
+                            minute: rng.random_range(0..60),
+                            runtime_s,
+                            dbu_per_hour: rng.random_range(8.0..40.0),
+                            queries_per_run: runtime_s / 3600.0 * rng.random_range(100.0..400.0),
+                            nightly: Some((long_chance, long_factor)),
+                        });
+                    }
+                }
+                _ => {}
             }
         }
-        // A public holiday: the first weekday of the second week.
-        let holiday = if cfg.days >= 10 { 8 } else { -1 };
+
+        // The calendar, and what depends on it.
+        let days = cfg.days as i64;
+        let holiday = if days >= 10 { 7 + rng.random_range(0..5) } else { -1 };
+        let cal = Calendar { start: cfg.start.0, days, holiday };
+        for (i, p) in people.iter_mut().enumerate() {
+            let joins_late = p.human && i % 10 == 3 && days > 6;
+            p.first_day = if joins_late { rng.random_range(3..=(days / 2).max(3)) } else { 0 };
+            p.upgrade_day = rng.random_range(0..=days);
+            p.connector_from = (p.human && i % 8 == 5).then_some(days / 2);
+            p.plan = archetype::plan(&p.behaviour, p.tz, p.work, &cal, &mut rng);
+            let joined = p.first_day * 24;
+            p.plan.hourly.iter_mut().take(joined as usize).for_each(|v| *v = 0.0);
+        }
+        let joined: Vec<i64> = people.iter().map(|p| cal.start + p.first_day * MS_PER_DAY).collect();
+        let windows = people
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(who, p)| std::mem::take(&mut p.plan.windows).into_iter().map(move |win| (who, win)))
+            .filter(|(who, win)| win.start >= joined[*who])
+            .collect();
         World {
             cfg: cfg.clone(),
             rng,
             people,
             jobs,
-            holiday,
             labels: Vec::new(),
             busy: Vec::new(),
+            used: BTreeMap::new(),
+            windows,
+            removed: Vec::new(),
+            counts: BTreeMap::new(),
+            dbus: BTreeMap::new(),
             sources: Vec::new(),
             source_ids: FxHashMap::default(),
             lineage: Vec::new(),
@@ -483,39 +738,23 @@ impl World {
         self.cfg.start.0 + day * MS_PER_DAY
     }
 
-    /// Mean activity multiplier of a human at UTC time `t`.
-    fn rhythm(&self, p: &Principal, day: i64, t: i64) -> f64 {
-        if day < p.first_day {
-            return 0.0;
-        }
-        let local = t + p.tz * MS_PER_HOUR;
-        let lt = EventTime(local);
-        let (h, dow) = (lt.hour_of_day() as i64, lt.day_of_week());
-        let local_day = (local - self.cfg.start.0).div_euclid(MS_PER_DAY);
-        if dow >= 5 {
-            // Weekends: an occasional short look.
-            return if (10..12).contains(&h) { 0.05 } else { 0.0 };
-        }
-        if local_day == self.holiday {
-            return 0.02;
-        }
-        if h < p.work.0 || h >= p.work.1 {
-            return if h == p.work.1 { 0.15 } else { 0.0 };
-        }
-        let lunch = if h == 12 { 0.5 } else { 1.0 };
-        let morning = if h == p.work.0 { 0.6 } else { 1.0 };
-        let growth = 1.0 + p.growth * day as f64 / self.cfg.days.max(1) as f64;
-        let monday = if p.monday_report && dow == 0 && h == 9 { 3.0 } else { 1.0 };
-        lunch * morning * growth * monday
+    fn hours(&self) -> i64 {
+        self.cfg.days as i64 * 24
     }
 
-    /// A principal free of incidents in [start, end).
+    /// Index of the hour holding `t` since the start.
+    fn hour_index(&self, t: i64) -> i64 {
+        (t - self.cfg.start.0).div_euclid(MS_PER_HOUR)
+    }
+
+    /// A principal free of incidents in [start, end), with six hours to spare.
     fn free(&self, who: usize, start: i64, end: i64) -> bool {
         !self.busy.iter().any(|(w, s, e)| *w == who && *s < end + 6 * MS_PER_HOUR && start < *e + 6 * MS_PER_HOUR)
     }
 
     fn label(&mut self, who: usize, signal: &str, start: i64, end: i64, description: String) {
         self.busy.push((who, start, end));
+        *self.used.entry(self.people[who].archetype).or_default() += 1;
         let n = self.labels.len() + 1;
         self.labels.push(Label {
             incident: format!("inc-{n:03}"),
@@ -528,22 +767,38 @@ impl World {
         });
     }
 
-    /// Picks a principal (human or not) with the predicate, starting at a
-    /// random index so that different seeds pick different ones.
-    fn pick(&mut self, human: bool, ok: impl Fn(&Principal) -> bool) -> Option<usize> {
-        let n = self.people.len();
-        let from = self.rng.random_range(0..n);
-        (0..n)
-            .map(|k| (from + k) % n)
-            .find(|&i| self.people[i].human == human && self.people[i].first_day == 0 && ok(&self.people[i]))
+    /// Picks a principal present from the start that `ok` accepts, from an
+    /// archetype with few incidents so far: incidents spread over the
+    /// archetypes, and different seeds pick different principals.
+    fn pick(&mut self, ok: impl Fn(usize, &Principal) -> bool) -> Option<usize> {
+        let mut groups: BTreeMap<Archetype, Vec<usize>> = BTreeMap::new();
+        for (i, p) in self.people.iter().enumerate() {
+            if p.first_day == 0 && ok(i, p) {
+                groups.entry(p.archetype).or_default().push(i);
+            }
+        }
+        let weights: Vec<f64> =
+            groups.keys().map(|a| 1.0 / (1.0 + *self.used.get(a).unwrap_or(&0) as f64).powi(3)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut x = self.rng.random::<f64>() * total;
+        let mut chosen = groups.values().last()?;
+        for (g, wt) in groups.values().zip(&weights) {
+            if x < *wt {
+                chosen = g;
+                break;
+            }
+            x -= wt;
+        }
+        Some(chosen[self.rng.random_range(0..chosen.len())])
     }
 
-    /// Draws (principal, hour start) with `draw` until the principal is free
-    /// of other incidents around that hour; gives up after a few tries.
-    fn place(&mut self, mut draw: impl FnMut(&mut World) -> Option<(usize, i64)>) -> Option<(usize, i64)> {
+    /// Draws (principal, start) with `draw` until the principal is free of
+    /// other incidents around [start, start + `hours`); gives up after a
+    /// few tries.
+    fn place(&mut self, hours: i64, mut draw: impl FnMut(&mut World) -> Option<(usize, i64)>) -> Option<(usize, i64)> {
         for _ in 0..32 {
             if let Some((who, start)) = draw(self)
-                && self.free(who, start, start + MS_PER_HOUR)
+                && self.free(who, start, start + hours * MS_PER_HOUR)
             {
                 return Some((who, start));
             }
@@ -554,6 +809,129 @@ impl World {
     fn incident_day(&mut self) -> i64 {
         let days = self.cfg.days as i64;
         self.rng.random_range(5.min(days - 1)..days.max(6) - 1).clamp(0, days - 1)
+    }
+
+    /// Whether the principal ordinarily works in hour `i`.
+    fn active(&self, who: usize, i: i64) -> bool {
+        let p = &self.people[who];
+        if p.runs_jobs() {
+            self.counts.contains_key(&(who, i))
+        } else {
+            p.plan.hourly.get(i as usize).is_some_and(|&v| v >= 0.3)
+        }
+    }
+
+    /// Start of an hour for an incident of `hours` on `who`, after the
+    /// first five days: inside one of its unusual-looking windows (what
+    /// makes its archetype hard: a night shift, a worked Saturday, a trip),
+    /// in an hour it ordinarily works, or in one it is ordinarily idle.
+    fn incident_hour(&mut self, who: usize, hours: i64) -> i64 {
+        let lo = 5.min(self.cfg.days as i64 - 1) * 24;
+        let hi = (self.hours() - hours).max(lo + 1);
+        let inside = |i: i64| (lo..hi).contains(&i);
+        let roll = self.rng.random::<f64>();
+        let windows: Vec<i64> = self
+            .windows
+            .iter()
+            .filter(|(w, _)| *w == who)
+            .flat_map(|(_, win)| (self.hour_index(win.start)..self.hour_index(win.end - 1) + 1).collect::<Vec<_>>())
+            .filter(|&i| inside(i))
+            .collect();
+        let candidates: Vec<i64> = if roll < 0.45 && !windows.is_empty() {
+            windows
+        } else {
+            let want_active = roll < 0.75;
+            (lo..hi).filter(|&i| self.active(who, i) == want_active).collect()
+        };
+        let i = if candidates.is_empty() {
+            self.rng.random_range(lo..hi)
+        } else {
+            candidates[self.rng.random_range(0..candidates.len())]
+        };
+        self.cfg.start.0 + i * MS_PER_HOUR
+    }
+
+    /// How many events of `kind` an incident puts in hour `i` of `who`, and
+    /// the usual level it is measured against. The usual level is the
+    /// principal's own: its planned rate at that hour (a month-end day, an
+    /// on-call session) or its mean over the hours it works, whichever is
+    /// higher. The incident is 8–14× that, at least 1.3–2× the busiest
+    /// ordinary hour it ever had, and at least a few of `floor` (a tenfold
+    /// of nearly nothing is still nearly nothing).
+    fn volume(&mut self, who: usize, kind: Kind, i: i64, floor: (f64, f64)) -> (u64, f64) {
+        let k = kind as usize;
+        let (mut sum, mut active, mut max, mut same_sum, mut same_n) = (0u64, 0u64, 0u32, 0u64, 0u64);
+        for (&(_, h), c) in self.counts.range((who, i64::MIN)..=(who, i64::MAX)) {
+            sum += c[k] as u64;
+            active += 1;
+            max = max.max(c[k]);
+            if h.rem_euclid(24) == i.rem_euclid(24) {
+                same_sum += c[k] as u64;
+                same_n += 1;
+            }
+        }
+        let p = &self.people[who];
+        let here = if p.runs_jobs() {
+            same_sum as f64 / same_n.max(1) as f64
+        } else {
+            kind.rate(&p.rates) * p.plan.hourly.get(i as usize).copied().unwrap_or(0.0) as f64
+        };
+        let usual = here.max(sum as f64 / active.max(1) as f64);
+        let ratio = self.rng.random_range(8.0..14.0);
+        let margin = self.rng.random_range(1.3..2.0);
+        let floor = self.rng.random_range(floor.0..floor.1);
+        let n = (ratio * usual).max(margin * max as f64).max(floor).ceil() as u64;
+        (n, usual)
+    }
+
+    /// Counts the ordinary activity incidents are sized against.
+    fn count_ordinary(&mut self, sim: &Sim) {
+        for r in sim.recs.iter().flatten() {
+            let slot = self.counts.entry((r.who, self.hour_index(r.time))).or_default();
+            if let Some(k) = Kind::of(&r.act) {
+                slot[k as usize] += 1;
+            }
+        }
+        for u in &sim.usage {
+            if let Some(who) = u.run_as {
+                *self.dbus.entry((who, u.end)).or_default() += u.dbus;
+            }
+        }
+    }
+
+    /// What a hard-negative window is called in the files: dropped when it
+    /// overlaps an incident of the same principal (it is no longer
+    /// ordinary) or comes after the principal's removal.
+    fn hard_negatives(&self) -> Vec<HardNegative> {
+        let mut out: Vec<(i64, usize, HardNegative)> = self
+            .windows
+            .iter()
+            .filter(|(who, win)| !self.busy.iter().any(|(w, s, e)| w == who && *s < win.end && win.start < *e))
+            .filter(|(who, win)| !self.removed.iter().any(|(w, t)| w == who && win.end > *t))
+            .map(|(who, win)| {
+                let hn = HardNegative {
+                    principal: self.people[*who].name.clone(),
+                    kind: win.kind,
+                    start: rfc3339(win.start),
+                    end: rfc3339(win.end),
+                    description: format!("{}: {}", self.people[*who].name, win.description),
+                };
+                (win.start, *who, hn)
+            })
+            .collect();
+        out.sort_by_key(|a| (a.0, a.1, a.2.kind));
+        out.into_iter().map(|(_, _, hn)| hn).collect()
+    }
+
+    fn principal_records(&self) -> Vec<PrincipalRecord> {
+        self.people
+            .iter()
+            .map(|p| PrincipalRecord {
+                principal: p.name.clone(),
+                kind: if p.human { PrincipalKind::User } else { PrincipalKind::ServicePrincipal },
+                archetype: p.archetype,
+            })
+            .collect()
     }
 }
 
@@ -569,23 +947,19 @@ pub fn generate(cfg: &GenerateConfig, out: &Path) -> Result<GenerateSummary, Gen
         std::fs::remove_dir_all(&logs).map_err(|source| GenerateError::Io { path: logs.clone(), source })?;
     }
     let mut w = World::new(cfg);
-    let days = cfg.days as i64;
-    let mut recs: Vec<Vec<Rec>> = vec![Vec::new(); days as usize];
-    let mut usage: Vec<Usage> = Vec::new();
-    let mut slices: Vec<RunSlice> = Vec::new();
-    let mut ids = Counter(1);
-
-    simulate_people(&mut w, &mut recs, &mut usage, &mut ids);
-    simulate_jobs(&mut w, &mut recs, &mut usage, &mut slices, &mut ids);
+    let mut sim =
+        Sim { recs: vec![Vec::new(); cfg.days as usize], usage: Vec::new(), slices: Vec::new(), ids: Counter(1) };
+    simulate_people(&mut w, &mut sim);
+    simulate_jobs(&mut w, &mut sim);
     simulate_lineage(&mut w);
+    w.count_ordinary(&sim);
     if cfg.days >= 7 && cfg.principals >= 20 {
-        inject(&mut w, &mut recs, &mut usage, &mut slices, &mut ids);
-        inject_share_down(&mut w);
+        inject::all(&mut w, &mut sim);
     } else {
         // Small worlds still get the one incident every test relies on.
-        inject_query_burst(&mut w, &mut recs, &mut ids);
+        inject::query_burst(&mut w, &mut sim);
     }
-    write::all(&mut w, &mut recs, &mut usage, &mut slices, out)
+    write::all(&mut w, &mut sim, out)
 }
 
 /// Monotonic ids for commands, runs and notebooks.
@@ -598,15 +972,22 @@ impl Counter {
     }
 }
 
-fn push(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act) {
+/// A record from the principal's usual networks and client for that day
+/// (a roaming network, a trip's networks, the updated browser, the SQL
+/// connector).
+fn push(w: &mut World, sim: &mut Sim, who: usize, time: i64, act: Act) {
     let day = (time - w.cfg.start.0).div_euclid(MS_PER_DAY);
-    if day < 0 || day >= recs.len() as i64 {
+    if day < 0 || day >= sim.recs.len() as i64 {
         return;
     }
     let p = &w.people[who];
-    let (roams, upgraded, connector) =
-        (p.roams, day >= p.upgrade_day, p.connector_from.is_some_and(|d| day >= d) && matches!(act, Act::Query { .. }));
-    let ip = if roams {
+    let (upgraded, connector) =
+        (day >= p.upgrade_day, p.connector_from.is_some_and(|d| day >= d) && matches!(act, Act::Query { .. }));
+    let trip = p.plan.trip.as_ref().filter(|(s, e, _)| (*s..*e).contains(&time));
+    let ip = if let Some((_, _, ips)) = trip {
+        // A hotel network one day, a partner's office the next.
+        ips[((day + w.rng.random_range(0..2)) % ips.len() as i64) as usize].clone()
+    } else if p.roams {
         // A different carrier-grade NAT network every day.
         format!("100.{}.{}.{}", 64 + (day * 7 + who as i64) % 60, (day * 31 + who as i64 * 3) % 250, 1 + who % 200)
     } else {
@@ -619,99 +1000,139 @@ fn push(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act) {
     } else {
         w.people[who].agent
     };
-    push_from(w, recs, who, time, act, ip, agent);
+    push_from(w, sim, who, time, act, ip, agent);
 }
 
 /// A record from a given network and client.
-fn push_from(w: &mut World, recs: &mut [Vec<Rec>], who: usize, time: i64, act: Act, ip: String, agent: &'static str) {
+fn push_from(w: &mut World, sim: &mut Sim, who: usize, time: i64, act: Act, ip: String, agent: &'static str) {
     let day = (time - w.cfg.start.0).div_euclid(MS_PER_DAY);
-    if day < 0 || day >= recs.len() as i64 {
+    if day < 0 || day >= sim.recs.len() as i64 {
         return;
     }
     // Delivery disorder: up to five minutes.
     let order = time + w.rng.random_range(0..5 * MS_PER_MINUTE);
     let source = w.source(ip, agent);
-    recs[day as usize].push(Rec { time, order, who, source, act });
+    sim.recs[day as usize].push(Rec { time, order, who, source, act });
 }
 
-fn simulate_people(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, ids: &mut Counter) {
+/// A SQL query: submitted, and finished a little later.
+fn query(w: &mut World, sim: &mut Sim, who: usize, t: i64, warehouse: u32) {
+    let command = sim.ids.next();
+    push(w, sim, who, t, Act::Query { warehouse, command });
+    let done = t + w.rng.random_range(200..20_000);
+    push(w, sim, who, done, Act::QueryFinish { warehouse, command });
+}
+
+/// A time in the hour from `t0`: uniform, or in one of two clusters a few
+/// minutes wide (an on-call responder's bursts).
+fn moment(w: &mut World, t0: i64, clusters: Option<[i64; 2]>) -> i64 {
+    match clusters {
+        None => t0 + w.rng.random_range(0..MS_PER_HOUR),
+        Some(c) => {
+            let centre = c[w.rng.random_range(0..2)];
+            (centre + w.rng.random_range(0..6 * MS_PER_MINUTE)).min(t0 + MS_PER_HOUR - 1)
+        }
+    }
+}
+
+/// People and API clients, hour by hour: the plan, times a day and an
+/// hour multiplier, then Poisson counts per kind of activity.
+fn simulate_people(w: &mut World, sim: &mut Sim) {
     let days = w.cfg.days as i64;
     for who in 0..w.people.len() {
-        if !w.people[who].human {
+        if w.people[who].runs_jobs() {
             continue;
         }
         let p = w.people[who].clone();
-        let warehouse = (who % 4) as u32 + 1;
-        for day in 0..days {
-            let mut active_hours = 0;
-            for hour in 0..24 {
-                let t0 = w.day_start(day) + hour * MS_PER_HOUR;
-                let r = w.rhythm(&p, day, t0);
-                if r <= 0.0 {
-                    continue;
-                }
-                active_hours += 1;
-                let at = |w: &mut World| t0 + w.rng.random_range(0..MS_PER_HOUR);
-                if active_hours == 1 {
-                    let t = at(w);
-                    push(w, recs, who, t, Act::Login { method: "samlLogin", failed: false, user: who });
-                    if w.rng.random_bool(0.01) {
-                        // A mistyped password now and then.
-                        push(w, recs, who, t - 30_000, Act::Login { method: "login", failed: true, user: who });
-                    }
-                }
-                for _ in 0..poisson(&mut w.rng, p.queries * r) {
-                    let t = at(w);
-                    let command = ids.next();
-                    push(w, recs, who, t, Act::Query { warehouse, command });
-                    let done = t + w.rng.random_range(200..20_000);
-                    push(w, recs, who, done, Act::QueryFinish { warehouse, command });
-                }
-                for _ in 0..poisson(&mut w.rng, p.notebook * r) {
-                    let t = at(w);
-                    let command = ids.next();
-                    push(w, recs, who, t, Act::Notebook { notebook: 1000 + who as u64, command });
-                }
-                for _ in 0..poisson(&mut w.rng, p.reads * r) {
-                    let t = at(w);
-                    let table = TABLES[w.rng.random_range(0..TABLES.len())];
-                    push(w, recs, who, t, Act::ReadTable { table });
-                }
-                for _ in 0..poisson(&mut w.rng, p.grants * r) {
-                    let t = at(w);
-                    let table = TABLES[w.rng.random_range(0..TABLES.len())];
-                    let grantee = w.rng.random_range(0..w.people.len());
-                    push(w, recs, who, t, Act::Grant { table, grantee });
-                }
-                for _ in 0..poisson(&mut w.rng, p.downloads * r) {
-                    let t = at(w);
-                    push(w, recs, who, t, Act::Download);
-                }
-                if w.rng.random_bool(0.002) {
-                    let t = at(w);
-                    push(w, recs, who, t, Act::Token { lifetime_days: 90 });
-                }
-                if w.rng.random_bool(0.003) {
-                    let t = at(w);
-                    let (scope, key) = SECRETS[w.rng.random_range(0..SECRETS.len())];
-                    push(w, recs, who, t, Act::Secret { scope, key });
-                }
-                if p.serverless && r > 0.5 {
-                    usage.push(Usage {
-                        end: t0 + MS_PER_HOUR,
-                        start: t0,
-                        workspace: p.workspace,
-                        sku: "PREMIUM_SERVERLESS_NOTEBOOKS",
-                        dbus: 0.5 + w.rng.random::<f64>() * 1.5,
-                        run_as: Some(who),
-                        job: None,
-                        warehouse: None,
-                    });
-                }
+        let warehouse = if p.human { (who % 4) as u32 + 1 } else { 5 + (who % 3) as u32 };
+        let day_noise = Gamma::new(p.day_shape, 1.0 / p.day_shape).expect("valid gamma");
+        // Local days, so that a night shift is one day.
+        let busyness: Vec<f64> = (0..days + 2).map(|_| day_noise.sample(&mut w.rng)).collect();
+        let hour_gamma = match p.hour_noise {
+            HourNoise::Gamma(k) => Some(Gamma::new(k, 1.0 / k).expect("valid gamma")),
+            HourNoise::LogNormal(_) => None,
+        };
+        let hour_lognormal = match p.hour_noise {
+            HourNoise::LogNormal(s) => Some(lognormal_one(s)),
+            HourNoise::Gamma(_) => None,
+        };
+        let mut last_login_day = -1;
+        for i in 0..w.hours() {
+            let r = p.plan.hourly[i as usize] as f64;
+            if r <= 0.0 {
+                continue;
             }
-            if active_hours > 0 && w.rng.random_bool(0.3) {
-                let t = w.day_start(day) + (p.work.0 - p.tz) * MS_PER_HOUR + 10 * MS_PER_MINUTE;
-                push(w, recs, who, t, Act::ClusterStart { cluster: warehouse });
+            let t0 = w.cfg.start.0 + i * MS_PER_HOUR;
+            let day = (i + p.tz).div_euclid(24);
+            let noise = match (&hour_gamma, &hour_lognormal) {
+                (Some(g), _) => g.sample(&mut w.rng),
+                (_, Some(l)) => l.sample(&mut w.rng),
+                _ => 1.0,
+            };
+            let m = r * busyness[(day + 1).clamp(0, days + 1) as usize] * noise;
+            let clusters = p
+                .plan
+                .sessions
+                .iter()
+                .any(|&(s, e)| s < t0 + MS_PER_HOUR && t0 < e)
+                .then(|| [t0 + w.rng.random_range(0..MS_PER_HOUR), t0 + w.rng.random_range(0..MS_PER_HOUR)]);
+            let block_start = i == 0 || p.plan.hourly[i as usize - 1] <= 0.0;
+            if p.human && block_start && r >= 0.3 {
+                let t = moment(w, t0, clusters);
+                push(w, sim, who, t, Act::Login { method: "samlLogin", failed: false, user: who });
+                if w.rng.random_bool(0.01) {
+                    // A mistyped password now and then.
+                    push(w, sim, who, t - 30_000, Act::Login { method: "login", failed: true, user: who });
+                }
+                if day != last_login_day && w.rng.random_bool(0.3) {
+                    push(w, sim, who, t + 10 * MS_PER_MINUTE, Act::ClusterStart { cluster: warehouse });
+                }
+                last_login_day = day;
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.queries * m) {
+                let t = moment(w, t0, clusters);
+                query(w, sim, who, t, warehouse);
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.notebook * m) {
+                let t = moment(w, t0, clusters);
+                let command = sim.ids.next();
+                push(w, sim, who, t, Act::Notebook { notebook: 1000 + who as u64, command });
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.reads * m) {
+                let t = moment(w, t0, clusters);
+                let table = TABLES[w.rng.random_range(0..TABLES.len())];
+                push(w, sim, who, t, Act::ReadTable { table });
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.grants * m) {
+                let t = moment(w, t0, clusters);
+                let table = TABLES[w.rng.random_range(0..TABLES.len())];
+                let grantee = w.rng.random_range(0..w.people.len());
+                push(w, sim, who, t, Act::Grant { table, grantee });
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.downloads * m) {
+                let t = moment(w, t0, clusters);
+                push(w, sim, who, t, Act::Download);
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.tokens * m) {
+                let t = moment(w, t0, clusters);
+                push(w, sim, who, t, Act::Token { lifetime_days: 90 });
+            }
+            for _ in 0..poisson(&mut w.rng, p.rates.secrets * m) {
+                let t = moment(w, t0, clusters);
+                let (scope, key) = SECRETS[w.rng.random_range(0..SECRETS.len())];
+                push(w, sim, who, t, Act::Secret { scope, key });
+            }
+            if p.serverless && r * busyness[(day + 1).clamp(0, days + 1) as usize] > 0.5 {
+                sim.usage.push(Usage {
+                    end: t0 + MS_PER_HOUR,
+                    start: t0,
+                    workspace: p.workspace,
+                    sku: "PREMIUM_SERVERLESS_NOTEBOOKS",
+                    dbus: (0.5 + w.rng.random::<f64>() * 1.5) * m.min(3.0),
+                    run_as: Some(who),
+                    job: None,
+                    warehouse: None,
+                });
             }
         }
     }
@@ -723,7 +1144,7 @@ fn simulate_people(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>,
                 continue;
             }
             for warehouse in 1..=4u32 {
-                usage.push(Usage {
+                sim.usage.push(Usage {
                     end: t0 + MS_PER_HOUR,
                     start: t0,
                     workspace: WORKSPACE_A,
@@ -738,68 +1159,78 @@ fn simulate_people(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>,
     }
 }
 
-/// Simulates every scheduled run of every job.
-fn simulate_jobs(
-    w: &mut World,
-    recs: &mut [Vec<Rec>],
-    usage: &mut Vec<Usage>,
-    slices: &mut Vec<RunSlice>,
-    ids: &mut Counter,
-) {
-    let days = w.cfg.days as i64;
-    let end_all = w.day_start(days);
+/// Simulates every scheduled run of every job. A nightly backfill runs
+/// some nights longer than usual (a hard negative).
+fn simulate_jobs(w: &mut World, sim: &mut Sim) {
+    let end_all = w.day_start(w.cfg.days as i64);
+    let usual = LogNormal::new(0.0, 0.1).expect("valid lognormal");
+    let steady = LogNormal::new(0.0, 0.15).expect("valid lognormal");
     for j in 0..w.jobs.len() {
         let job = w.jobs[j].clone();
         let mut t = w.cfg.start.0 + job.minute * MS_PER_MINUTE;
         while t < end_all {
             let hour_index = (t - w.cfg.start.0) / MS_PER_HOUR;
-            if hour_index % job.every_hours == 0 {
-                let noise = LogNormal::new(0.0, 0.15).expect("valid lognormal").sample(&mut w.rng);
-                let runtime = (job.runtime_s * noise * 1000.0) as i64;
-                run_job(w, recs, usage, slices, ids, &job, t, runtime, 1.0);
+            if (hour_index - job.offset_hours).rem_euclid(job.every_hours) == 0 {
+                let factor = match job.nightly {
+                    Some((chance, longest)) if w.rng.random_bool(chance) => w.rng.random_range(1.15..longest),
+                    Some(_) => usual.sample(&mut w.rng),
+                    None => steady.sample(&mut w.rng),
+                };
+                let runtime = (job.runtime_s * factor * 1000.0) as i64;
+                if job.nightly.is_some() && factor >= 1.15 {
+                    w.windows.push((
+                        job.owner,
+                        Window {
+                            kind: HardNegativeKind::Backfill,
+                            start: t,
+                            end: t + runtime,
+                            description: format!(
+                                "nightly backfill job {} ran {:.0} min, {factor:.2}× its usual {:.0} min, issuing SQL all along",
+                                job.id,
+                                runtime as f64 / 60_000.0,
+                                job.runtime_s / 60.0
+                            ),
+                        },
+                    ));
+                }
+                run_job(w, sim, &job, t, runtime, 1.0);
             }
             t += MS_PER_HOUR;
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_job(
-    w: &mut World,
-    recs: &mut [Vec<Rec>],
-    usage: &mut Vec<Usage>,
-    slices: &mut Vec<RunSlice>,
-    ids: &mut Counter,
-    job: &Job,
-    start: i64,
-    runtime_ms: i64,
-    dbu_factor: f64,
-) {
-    let run = 10_000 + ids.next();
+/// One run of `job` from `start`, `runtime_ms` long, on a cluster
+/// `dbu_factor`× its usual size: run events (or timeline slices), secret
+/// reads, its SQL (more for a longer run), and billing by the hour.
+fn run_job(w: &mut World, sim: &mut Sim, job: &Job, start: i64, runtime_ms: i64, dbu_factor: f64) {
+    let run = 10_000 + sim.ids.next();
     let end = start + runtime_ms;
     let failed = w.rng.random_bool(0.02);
     let who = job.owner;
     if job.workspace == WORKSPACE_A {
-        push(w, recs, who, start, Act::RunStart { job: job.id, run });
-        push(w, recs, who, end, Act::RunEnd { job: job.id, run, failed });
+        push(w, sim, who, start, Act::RunStart { job: job.id, run });
+        push(w, sim, who, end, Act::RunEnd { job: job.id, run, failed });
     } else {
         // Workspace B reports runs in job_run_timeline, one slice per hour.
         let mut s = start;
         while s < end {
             let e = (s.div_euclid(MS_PER_HOUR) + 1) * MS_PER_HOUR;
             let e = e.min(end);
-            slices.push(RunSlice { job: job.id, run, start: s, end: e, result: (e == end).then_some(!failed) });
+            sim.slices.push(RunSlice { job: job.id, run, start: s, end: e, result: (e == end).then_some(!failed) });
             s = e;
         }
     }
     for _ in 0..w.rng.random_range(1..=2) {
         let (scope, key) = SECRETS[w.rng.random_range(0..2)];
-        push(w, recs, who, start + 5_000, Act::Secret { scope, key });
+        push(w, sim, who, start + 5_000, Act::Secret { scope, key });
     }
-    for _ in 0..job.queries_per_run {
+    // The SQL a run issues varies from run to run (data volumes differ).
+    let per_run = job.queries_per_run * runtime_ms as f64 / (job.runtime_s * 1000.0);
+    let mean = per_run * Gamma::new(4.0, 0.25).expect("valid gamma").sample(&mut w.rng);
+    for _ in 0..poisson(&mut w.rng, mean) {
         let t = start + w.rng.random_range(0..runtime_ms.max(1));
-        let command = ids.next();
-        push(w, recs, who, t, Act::Query { warehouse: 9, command });
+        query(w, sim, who, t, 9);
     }
     // Billing: one row per hour the run touches.
     let mut s = start;
@@ -807,7 +1238,7 @@ fn run_job(
         let hour_end = (s.div_euclid(MS_PER_HOUR) + 1) * MS_PER_HOUR;
         let e = hour_end.min(end);
         let fraction = (e - s) as f64 / MS_PER_HOUR as f64;
-        usage.push(Usage {
+        sim.usage.push(Usage {
             end: hour_end,
             start: hour_end - MS_PER_HOUR,
             workspace: job.workspace,
@@ -821,337 +1252,8 @@ fn run_job(
     }
 }
 
-fn night_hour(w: &mut World, who: usize, day: i64) -> i64 {
-    // 02:00–04:00 local: the principal is normally asleep.
-    let local = w.rng.random_range(2..4);
-    w.day_start(day) + (local - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR
-}
-
-fn inject_query_burst(w: &mut World, recs: &mut [Vec<Rec>], ids: &mut Counter) {
-    let Some(who) = w.pick(true, |p| p.queries > 0.5) else {
-        return;
-    };
-    let day = w.incident_day();
-    let start = night_hour(w, who, day);
-    let hours = w.rng.random_range(1..=3);
-    let end = start + hours * MS_PER_HOUR;
-    let per_hour = ((w.people[who].queries * w.rng.random_range(15.0..40.0)) as u64).max(60);
-    for h in 0..hours {
-        for _ in 0..per_hour {
-            let t = start + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
-            let command = ids.next();
-            push(w, recs, who, t, Act::Query { warehouse: 3, command });
-        }
-    }
-    let description = format!(
-        "{} ran about {per_hour} SQL queries an hour for {hours} h at night local time, against a usual {:.1} an hour in working hours",
-        w.people[who].name, w.people[who].queries
-    );
-    w.label(who, "query_frequency", start, end, description);
-}
-
-fn inject(w: &mut World, recs: &mut [Vec<Rec>], usage: &mut Vec<Usage>, slices: &mut Vec<RunSlice>, ids: &mut Counter) {
-    let bursts = (w.cfg.principals as usize / 40).max(1);
-    for _ in 0..bursts {
-        inject_query_burst(w, recs, ids);
-    }
-    // A burst of grants by someone who rarely grants.
-    if let Some(who) = w.pick(true, |p| p.grants == 0.0) {
-        let day = w.incident_day();
-        let start = w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR;
-        let n = w.rng.random_range(20..40);
-        for _ in 0..n {
-            let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            let table = TABLES[w.rng.random_range(0..TABLES.len())];
-            let grantee = w.rng.random_range(0..w.people.len());
-            if w.rng.random_bool(0.3) {
-                let group = GROUPS[w.rng.random_range(0..GROUPS.len())];
-                push(w, recs, who, t, Act::GroupAdd { member: grantee, group });
-            } else {
-                push(w, recs, who, t, Act::Grant { table, grantee });
-            }
-        }
-        let d =
-            format!("{} made {n} grants and group changes in one hour; they normally make none", w.people[who].name);
-        w.label(who, "permission_change", start, start + MS_PER_HOUR, d);
-    }
-    // A job run far longer than usual.
-    if !w.jobs.is_empty() {
-        let j = w.rng.random_range(0..w.jobs.len());
-        let job = w.jobs[j].clone();
-        let day = w.incident_day();
-        let start = w.day_start(day) + w.rng.random_range(0..20) * MS_PER_HOUR + 30 * MS_PER_MINUTE;
-        let factor = w.rng.random_range(5.0..10.0);
-        let runtime = (job.runtime_s * factor * 1000.0) as i64;
-        run_job(w, recs, usage, slices, ids, &job, start, runtime, 1.0);
-        let d = format!(
-            "job {} ran {:.0} min, {factor:.1}× its usual {:.0} min",
-            job.id,
-            runtime as f64 / 60_000.0,
-            job.runtime_s / 60.0
-        );
-        w.label(job.owner, "job_runtime", start, start + runtime, d);
-    }
-    // A cost spike: one job of a service principal, run each hour on a far
-    // larger cluster, multiplies the principal's hourly bill.
-    if let Some(j) = (0..w.jobs.len()).find(|&j| w.jobs[j].every_hours <= 2) {
-        let job = w.jobs[j].clone();
-        let day = w.incident_day();
-        let start = w.day_start(day) + w.rng.random_range(0..18) * MS_PER_HOUR;
-        let ratio = w.rng.random_range(6.0..10.0);
-        // The principal's usual DBUs per hour, over all its jobs.
-        let usual: f64 = w
-            .jobs
-            .iter()
-            .filter(|o| o.owner == job.owner)
-            .map(|o| o.dbu_per_hour * (o.runtime_s / 3600.0).min(1.0) / o.every_hours as f64)
-            .sum();
-        let per_run = job.dbu_per_hour * (job.runtime_s / 3600.0).min(1.0);
-        let factor = (ratio * usual / per_run).max(ratio);
-        if w.free(job.owner, start, start + 4 * MS_PER_HOUR) {
-            // Runs of the usual length on a far larger cluster: the cost
-            // moves, the runtime does not.
-            let runtime = (job.runtime_s * 1000.0) as i64;
-            for h in 0..4 {
-                let at = start + h * MS_PER_HOUR + 5 * MS_PER_MINUTE;
-                run_job(w, recs, usage, slices, ids, &job, at, runtime, factor);
-            }
-            let d = format!(
-                "job {} of this service principal ran an extra run each hour for 4 hours on a cluster {factor:.0}× its usual size, about {ratio:.0}× the principal's usual hourly DBUs",
-                job.id
-            );
-            w.label(job.owner, "cost", start, start + 4 * MS_PER_HOUR, d);
-        }
-    }
-    // Password spraying against one user from outside.
-    let spray = w.place(|w| {
-        let who = w.pick(true, |_| true)?;
-        let day = w.incident_day();
-        Some((who, w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR))
-    });
-    if let Some((who, start)) = spray {
-        let n = w.rng.random_range(30..60);
-        for _ in 0..n {
-            let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            push(w, recs, who, t, Act::Login { method: "login", failed: true, user: who });
-        }
-        let d = format!("{n} failed logins against {} in one hour", w.people[who].name);
-        w.label(who, "failed_login", start, start + MS_PER_HOUR, d);
-    }
-    // Tokens with long lifetimes, by someone who never makes tokens.
-    let simple: [Simple; 3] = [
-        (
-            "token_creation",
-            |_| Act::Token { lifetime_days: 365 },
-            5,
-            9,
-            "personal access tokens with a one-year lifetime",
-        ),
-        (
-            "secret_read",
-            |w| {
-                let (scope, key) = SECRETS[w.rng.random_range(0..SECRETS.len())];
-                Act::Secret { scope, key }
-            },
-            50,
-            100,
-            "secret reads",
-        ),
-        ("data_download", |_| Act::Download, 20, 40, "downloads and exports of query results"),
-    ];
-    for (signal, make, lo, hi, what) in simple {
-        let placed = w.place(|w| {
-            let who = w.pick(true, |_| true)?;
-            let day = w.incident_day();
-            Some((who, w.day_start(day) + (w.people[who].work.0 + 2 - w.people[who].tz).rem_euclid(24) * MS_PER_HOUR))
-        });
-        let Some((who, start)) = placed else { continue };
-        let n = w.rng.random_range(lo..hi);
-        for _ in 0..n {
-            let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            let act = make(w);
-            push(w, recs, who, t, act);
-        }
-        let d = format!("{} made {n} {what} in one hour", w.people[who].name);
-        w.label(who, signal, start, start + MS_PER_HOUR, d);
-    }
-    // A stolen token used from elsewhere: a settled user's identity acts
-    // from a network and with a client it has never used.
-    let theft = w.place(|w| {
-        let who = w.pick(true, |p| !p.roams && p.connector_from.is_none())?;
-        let day = w.incident_day();
-        Some((who, w.day_start(day) + w.rng.random_range(0..24) * MS_PER_HOUR))
-    });
-    if let Some((who, start)) = theft {
-        let ip = format!("185.220.{}.{}", w.rng.random_range(100..110), w.rng.random_range(2..250));
-        let agent = STOLEN_CLIENTS[w.rng.random_range(0..STOLEN_CLIENTS.len())];
-        let n = w.rng.random_range(4..12);
-        for k in 0..n {
-            let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            let act = if k % 4 == 3 {
-                Act::Download
-            } else {
-                let table = TABLES[w.rng.random_range(0..TABLES.len())];
-                Act::ReadTable { table }
-            };
-            push_from(w, recs, who, t, act, ip.clone(), agent);
-        }
-        let d =
-            format!("{}'s token used from {ip} with {agent}: {n} reads and downloads in one hour", w.people[who].name);
-        w.label(who, "source", start, start + MS_PER_HOUR, d);
-    }
-    // A leaver whose credentials outlive them: removed from the account,
-    // the person's token keeps working the next day.
-    let admin = (0..w.people.len()).find(|&i| w.people[i].human && w.people[i].grants > 0.0);
-    // Someone in no other incident: their records after the removal go.
-    let labelled: Vec<usize> = w.busy.iter().map(|b| b.0).collect();
-    let leaver = (0..w.people.len()).map(|k| (k * 7 + 3) % w.people.len()).find(|&i| {
-        let p = &w.people[i];
-        p.human
-            && p.first_day == 0
-            && !p.roams
-            && p.connector_from.is_none()
-            && p.grants == 0.0
-            && !labelled.contains(&i)
-    });
-    if let (Some(admin), Some(who)) = (admin, leaver) {
-        let day = w.incident_day().min(w.cfg.days as i64 - 2);
-        let removed = w.day_start(day) + (17 - w.people[admin].tz).rem_euclid(24) * MS_PER_HOUR;
-        let start = removed + 20 * MS_PER_HOUR;
-        if day >= 0 && w.free(who, removed, start + MS_PER_HOUR) {
-            // From the removal on, the leaver's own work stops.
-            for day_recs in recs.iter_mut() {
-                day_recs.retain(|r| r.who != who || r.time < removed);
-            }
-            push(w, recs, admin, removed, Act::RemoveUser { user: who });
-            let n = w.rng.random_range(3..8);
-            for _ in 0..n {
-                let t = start + w.rng.random_range(0..MS_PER_HOUR);
-                let table = TABLES[w.rng.random_range(0..TABLES.len())];
-                push_from(
-                    w,
-                    recs,
-                    who,
-                    t,
-                    Act::ReadTable { table },
-                    w.people[who].ips[0].clone(),
-                    "python-requests/2.31.0",
-                );
-            }
-            let d = format!(
-                "{} was removed from the account, and {n} table reads came with their token 20 hours later",
-                w.people[who].name
-            );
-            w.label(who, "offboarded_principal", start, start + MS_PER_HOUR, d);
-        }
-    }
-    // A revoked token still being tried: a person rotates a token that a
-    // script (or someone) still holds; hours later it knocks again, and
-    // Databricks refuses it. The hard negative next to it: a rotation done
-    // right, the old token revoked and only the new one seen afterwards.
-    let labelled: Vec<usize> = w.busy.iter().map(|b| b.0).collect();
-    let rotators: Vec<usize> = (0..w.people.len())
-        .filter(|&i| w.people[i].human && !w.people[i].roams && !labelled.contains(&i))
-        .take(2)
-        .collect();
-    if let [holder, careful] = rotators[..] {
-        let day = w.incident_day().min(w.cfg.days as i64 - 2);
-        let revoked = w.day_start(day) + (10 - w.people[holder].tz).rem_euclid(24) * MS_PER_HOUR;
-        let start = revoked + w.rng.random_range(6..20) * MS_PER_HOUR;
-        if day >= 0 && w.free(holder, revoked, start + MS_PER_HOUR) {
-            let old = 0x5eed_0000 + holder as u64;
-            let agent = "python-requests/2.31.0";
-            let ip = w.people[holder].ips[0].clone();
-            for h in 0..3 {
-                let t = revoked - (h + 1) * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
-                push_from(w, recs, holder, t, Act::TokenLogin { token: old, failed: false }, ip.clone(), agent);
-            }
-            push(w, recs, holder, revoked, Act::RevokeToken { token: old });
-            let n = w.rng.random_range(2..6);
-            for _ in 0..n {
-                let t = start + w.rng.random_range(0..MS_PER_HOUR);
-                push_from(w, recs, holder, t, Act::TokenLogin { token: old, failed: true }, ip.clone(), agent);
-            }
-            let d = format!(
-                "{} revoked a token at {}, and it was tried {n} times from their own network later",
-                w.people[holder].name,
-                EventTime(revoked)
-            );
-            w.label(holder, "offboarded_principal", start, start + MS_PER_HOUR, d);
-        }
-        let rotated = w.day_start(day) + (11 - w.people[careful].tz).rem_euclid(24) * MS_PER_HOUR;
-        let (old, new) = (0x01d0_0000 + careful as u64, 0x0e30_0000 + careful as u64);
-        let ip = w.people[careful].ips[0].clone();
-        for h in -3..6 {
-            let t = rotated + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
-            let token = if t < rotated { old } else { new };
-            push_from(w, recs, careful, t, Act::TokenLogin { token, failed: false }, ip.clone(), "curl/8.4.0");
-        }
-        push(w, recs, careful, rotated, Act::RevokeToken { token: old });
-    }
-    // Role drift: a service principal's secret used to sign in from a browser.
-    if let Some(sp) = w.pick(false, |_| true) {
-        let day = w.incident_day();
-        let start = w.day_start(day) + w.rng.random_range(8..18) * MS_PER_HOUR;
-        if w.free(sp, start, start + MS_PER_HOUR) {
-            let t = start + w.rng.random_range(0..MS_PER_HOUR);
-            let ip = w.people[sp].ips[0].clone();
-            push_from(w, recs, sp, t, Act::Login { method: "login", failed: false, user: sp }, ip, BROWSERS[0]);
-            let d = format!("service principal {} signed in from a browser", w.people[sp].name);
-            w.label(sp, "role_drift", start, start + MS_PER_HOUR, d);
-        }
-    }
-    // Role drift: a person's token driving a script around the clock.
-    if let Some(who) = w.pick(true, |p| p.queries > 0.5 && !p.roams) {
-        let day = w.incident_day().min(w.cfg.days as i64 - 2);
-        let start = w.day_start(day);
-        let end = start + 30 * MS_PER_HOUR;
-        if day >= 0 && w.free(who, start, end) {
-            for h in 0..30 {
-                for _ in 0..w.rng.random_range(1..4) {
-                    let t = start + h * MS_PER_HOUR + w.rng.random_range(0..MS_PER_HOUR);
-                    let command = ids.next();
-                    let ip = w.people[who].ips[0].clone();
-                    push_from(w, recs, who, t, Act::Query { warehouse: 2, command }, ip, "python-requests/2.31.0");
-                }
-            }
-            let d = format!("{}'s token ran a query script every hour for 30 hours", w.people[who].name);
-            w.label(who, "role_drift", start, end, d);
-        }
-    }
-    // A new account taken over in its first days: too new for a baseline
-    // of its own, it must be judged against its peers.
-    let n = w.people.len();
-    let from = w.rng.random_range(0..n);
-    let newcomer = (0..n).map(|k| (from + k) % n).find(|&i| {
-        let p = &w.people[i];
-        p.human && p.first_day > 0 && p.first_day + 1 < w.cfg.days as i64 && p.queries > 0.3
-    });
-    if let Some(who) = newcomer {
-        let day = w.people[who].first_day + 1;
-        let start = night_hour(w, who, day);
-        if w.free(who, start, start + MS_PER_HOUR) {
-            let per_hour = ((w.people[who].queries * w.rng.random_range(20.0..40.0)) as u64).max(80);
-            for _ in 0..per_hour {
-                let t = start + w.rng.random_range(0..MS_PER_HOUR);
-                let command = ids.next();
-                push(w, recs, who, t, Act::Query { warehouse: 3, command });
-            }
-            let d = format!(
-                "{}, an account created the day before, ran {per_hour} SQL queries in one hour at night local time",
-                w.people[who].name
-            );
-            w.label(who, "query_frequency", start, start + MS_PER_HOUR, d);
-        }
-    }
-}
-
-/// An incident that is a burst of one action: signal, how to make one
-/// action, fewest and most in the hour, what to call them.
-type Simple = (&'static str, fn(&mut World) -> Act, u64, u64, &'static str);
-
-/// Reads a labels file written by [`generate`].
-pub fn read_labels(path: &Path) -> Result<Vec<Label>, GenerateError> {
+/// Reads a JSON-lines file written by [`generate`].
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, GenerateError> {
     let text = std::fs::read_to_string(path).map_err(|source| GenerateError::Io { path: path.into(), source })?;
     text.lines()
         .enumerate()
@@ -1164,6 +1266,21 @@ pub fn read_labels(path: &Path) -> Result<Vec<Label>, GenerateError> {
             })
         })
         .collect()
+}
+
+/// Reads a labels file written by [`generate`].
+pub fn read_labels(path: &Path) -> Result<Vec<Label>, GenerateError> {
+    read_jsonl(path)
+}
+
+/// Reads a hard-negatives file written by [`generate`].
+pub fn read_hard_negatives(path: &Path) -> Result<Vec<HardNegative>, GenerateError> {
+    read_jsonl(path)
+}
+
+/// Reads a principals file written by [`generate`].
+pub fn read_principals(path: &Path) -> Result<Vec<PrincipalRecord>, GenerateError> {
+    read_jsonl(path)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! directly instead of through a JSON tree: a million events take seconds.
 
 use super::{
-    ACCESS_SNAPSHOT, ACCOUNT_ID, Act, GenerateError, GenerateSummary, LOGS_DIR, Rec, RunSlice, Usage, WORKSPACE_A,
-    WORKSPACE_B, World, rfc3339, uuid,
+    ACCESS_SNAPSHOT, ACCOUNT_ID, Act, GenerateError, GenerateSummary, HARD_NEGATIVES, LABELS, LOGS_DIR, PRINCIPALS,
+    Rec, RunSlice, Sim, Usage, WORKSPACE_A, WORKSPACE_B, World, rfc3339, uuid,
 };
 use crate::time::{EventTime, MS_PER_DAY};
 use std::fmt::Write as _;
@@ -311,13 +311,8 @@ fn timeline_row(line: &mut String, s: &RunSlice) {
 }
 
 /// Writes every file of the data set.
-pub(super) fn all(
-    w: &mut World,
-    recs: &mut [Vec<Rec>],
-    usage: &mut [Usage],
-    slices: &mut [RunSlice],
-    out: &Path,
-) -> Result<GenerateSummary, GenerateError> {
+pub(super) fn all(w: &mut World, sim: &mut Sim, out: &Path) -> Result<GenerateSummary, GenerateError> {
+    let (recs, usage, slices) = (&mut sim.recs, &mut sim.usage, &mut sim.slices);
     // Ids come from a stream of their own, so adding an event kind later
     // does not reshuffle every id.
     w.rng = rand::SeedableRng::seed_from_u64(w.cfg.seed ^ 0x05ee_d1d5);
@@ -419,21 +414,40 @@ pub(super) fn all(
         f.line(&fact)?;
     }
     f.finish()?;
-    let mut f = Out::create(out.join("labels.jsonl"), false)?;
-    for l in &w.labels {
-        let text = serde_json::to_string(l)
-            .map_err(|e| GenerateError::Io { path: out.join("labels.jsonl"), source: e.into() })?;
-        f.line(&text)?;
-    }
-    f.finish()?;
+    let hard_negatives = w.hard_negatives();
+    let principals = w.principal_records();
+    jsonl(&out.join(LABELS), &w.labels)?;
+    jsonl(&out.join(HARD_NEGATIVES), &hard_negatives)?;
+    jsonl(&out.join(PRINCIPALS), &principals)?;
     let mut f = Out::create(out.join("README.txt"), false)?;
     f.line(&format!(
         "Synthetic Databricks activity written by `auditwatch generate --days {} --principals {} --seed {}`: no row is real.",
         w.cfg.days, w.cfg.principals, w.cfg.seed
     ))?;
-    f.line("labels.jsonl lists the injected incidents; weekly spikes, late joiners, a holiday, a growing team and nightly batches are normal and unlabelled.")?;
+    f.line("labels.jsonl lists the injected incidents.")?;
+    f.line("hard_negatives.jsonl lists windows of ordinary work that look unusual (weekend and night work, on-call sessions, travel, month-end close, long backfills): they are not incidents.")?;
+    f.line("principals.jsonl gives every principal's kind and behaviour archetype.")?;
+    f.line("Monday reports, late joiners, a holiday, growing workloads, roaming users, browser updates and SQL connectors are ordinary too, and listed nowhere.")?;
     f.finish()?;
 
     let total_events = counts.iter().map(|(_, n)| n).sum();
-    Ok(GenerateSummary { events_by_file_kind: counts, incidents: w.labels.clone(), total_events, bytes })
+    Ok(GenerateSummary {
+        events_by_file_kind: counts,
+        incidents: w.labels.clone(),
+        hard_negatives,
+        principals,
+        total_events,
+        bytes,
+    })
+}
+
+/// Writes `items` as JSON lines.
+fn jsonl<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<(), GenerateError> {
+    let mut f = Out::create(path.to_path_buf(), false)?;
+    for item in items {
+        let text =
+            serde_json::to_string(item).map_err(|e| GenerateError::Io { path: path.into(), source: e.into() })?;
+        f.line(&text)?;
+    }
+    f.finish().map(|_| ())
 }
