@@ -43,7 +43,7 @@ const MIN_SAMPLES: f32 = 1e-3;
 
 /// The bin of an activity probability.
 pub fn bin_of(p: f64) -> usize {
-    if !(p > 0.0) {
+    if p.is_nan() || p <= 0.0 {
         return BINS - 1;
     }
     ((-p.log2()).floor().max(0.0) as usize).min(BINS - 1)

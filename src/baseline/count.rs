@@ -58,7 +58,7 @@
 
 use super::pool::{Slot, between_variance, credibility, slot_credibility};
 use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR};
-use statrs::distribution::{Discrete, DiscreteCDF, NegativeBinomial};
+use statrs::distribution::{Discrete, DiscreteCDF, NegativeBinomial, Poisson};
 
 /// Hours of the day.
 pub const DAY_HOURS: usize = 24;
@@ -71,8 +71,13 @@ pub const DISPERSION_PRIOR_BUCKETS: f64 = 5.0;
 /// says something about the afternoon, little about next week.
 pub const RECENT_HALF_LIFE_HOURS: f64 = 6.0;
 /// Predictive standard deviations beyond which an observation is clipped
-/// before it is learnt.
+/// before its level is learnt.
 const CLIP_SD: f64 = 4.0;
+/// And before its error teaches the dispersion: wider, since clipping a
+/// heavy tail at four standard deviations would teach a dispersion too
+/// small (and the smaller standard deviation would clip more), but bounded,
+/// so that a three-hour incident does not teach a bursty principal.
+const CLIP_SPREAD_SD: f64 = 6.0;
 /// Fewer discounted samples than this count as none.
 const MIN_SAMPLES: f32 = 1e-3;
 
@@ -98,14 +103,18 @@ pub struct CountPrior {
     pub between: f64,
     /// Negative binomial dispersion `φ` of an active bucket's count.
     pub dispersion: f64,
+    /// Log odds that bursts are lognormal rather than gamma-shaped (see
+    /// [`Prediction::lognormal`]).
+    pub kernel: f64,
 }
 
 impl Default for CountPrior {
     /// No peers: a few events per active bucket, principals differing by
-    /// factors, and bursty counts (φ = 0.5: the standard deviation of a
-    /// busy bucket is 70% of its mean).
+    /// factors, bursty counts (φ = 0.5: the standard deviation of a busy
+    /// bucket is 70% of its mean), with bursts more likely gamma- than
+    /// lognormal-shaped (odds 1 to e).
     fn default() -> Self {
-        CountPrior { mean: 3.0, between: 2.0, dispersion: 0.5 }
+        CountPrior { mean: 3.0, between: 2.0, dispersion: 0.5, kernel: -1.0 }
     }
 }
 
@@ -128,7 +137,15 @@ pub struct Prediction {
     pub dispersion: f64,
     /// Relative variance of the mean itself (`parameter_variance / expected²`).
     pub uncertainty: f64,
-    /// Fraction of the principal's buckets that are active.
+    /// Weight of the lognormal kernel. How bursty counts scatter around
+    /// their mean is not one shape: a gamma-distributed busyness (the
+    /// negative binomial) has an exponential tail, a lognormal one (API
+    /// clients, batch retries) a far heavier tail for the same variance.
+    /// Both kernels are kept, weighted by how well each predicted the
+    /// principal's own buckets (Bayesian model averaging with forgetting).
+    pub lognormal: f64,
+    /// Fraction of the principal's buckets at this hour of the day that are
+    /// active.
     pub active: f64,
 }
 
@@ -147,6 +164,107 @@ const GAUSS_HERMITE_9: [(f64, f64); 9] = [
     (4.512_745_863_399_8, 2.234_584_400_774_7e-5),
 ];
 
+/// How an expectation over a standard normal is computed.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// [`GAUSS_HERMITE_9`].
+    GaussHermite,
+    /// The normal density on a grid of quarter standard deviations from −6
+    /// to 9 (trapezoid), for far tails.
+    Fine,
+}
+
+impl Rule {
+    fn expect(self, f: impl Fn(f64) -> f64) -> f64 {
+        match self {
+            Rule::GaussHermite => GAUSS_HERMITE_9.iter().map(|(z, w)| w * f(*z)).sum(),
+            Rule::Fine => {
+                let (mut total, mut weight) = (0.0, 0.0);
+                for i in 0..=60 {
+                    let z = -6.0 + 0.25 * i as f64;
+                    let density = (-0.5 * z * z).exp();
+                    total += density * f(z);
+                    weight += density;
+                }
+                total / weight
+            }
+        }
+    }
+}
+
+/// The Poisson–lognormal distribution of `W = count − 1` (see
+/// [`Prediction::lognormal`]).
+#[derive(Debug, Clone, Copy)]
+struct LogNormalKernel {
+    /// The lognormal mean of the count, and the variance of its logarithm.
+    mean: f64,
+    sigma2: f64,
+}
+
+/// Excess above which the Poisson–lognormal is read as a lognormal of the
+/// count itself: the Poisson's width is then small beside the lognormal's
+/// and is added to it on the log scale; below it, the Poisson is
+/// integrated over the lognormal on a grid (where a grid over a sharp
+/// Poisson would alias).
+const LOGNORMAL_CONTINUOUS: f64 = 8.0;
+
+impl LogNormalKernel {
+    fn excess(&self) -> f64 {
+        (self.mean - 1.0).max(1e-9)
+    }
+
+    /// `Σ weight · f(Poisson)` over the lognormal mean.
+    fn expect(&self, rule: Rule, f: impl Fn(&Poisson) -> f64) -> f64 {
+        let sigma = self.sigma2.sqrt();
+        rule.expect(|z| {
+            let rate = (self.mean * (sigma * z - 0.5 * self.sigma2).exp() - 1.0).max(1e-9);
+            Poisson::new(rate).map_or(1.0, |p| f(&p))
+        })
+    }
+
+    /// The standardized log of `w` under the continuous reading.
+    fn z(&self, w: f64) -> f64 {
+        let excess = self.excess();
+        let s2 = self.sigma2 + (1.0 / excess).ln_1p();
+        (w.max(1e-9).ln() - (excess.ln() - 0.5 * s2)) / s2.sqrt()
+    }
+
+    fn continuous(&self) -> bool {
+        self.excess() >= LOGNORMAL_CONTINUOUS
+    }
+
+    /// `P(W > w) + ½·P(W = w)`.
+    fn upper_mid(&self, w: u64, rule: Rule) -> f64 {
+        if self.continuous() {
+            let (lo, hi) = (self.z(w as f64 - 0.5), self.z(w as f64 + 0.5));
+            return 0.5 * (standard_sf(lo) + standard_sf(hi));
+        }
+        self.expect(rule, |p| p.sf(w) + 0.5 * p.pmf(w))
+    }
+
+    /// `P(W < w) + ½·P(W = w)`.
+    fn lower_mid(&self, w: u64, rule: Rule) -> f64 {
+        if self.continuous() {
+            let (lo, hi) = (self.z(w as f64 - 0.5), self.z(w as f64 + 0.5));
+            return 0.5 * (standard_sf(-lo) + standard_sf(-hi));
+        }
+        self.expect(rule, |p| if w == 0 { 0.0 } else { p.cdf(w - 1) } + 0.5 * p.pmf(w))
+    }
+
+    /// `P(W = w)`.
+    fn pmf(&self, w: u64) -> f64 {
+        if self.continuous() {
+            return (standard_sf(self.z(w as f64 - 0.5)) - standard_sf(self.z(w as f64 + 0.5))).max(0.0);
+        }
+        self.expect(Rule::Fine, |p| p.pmf(w))
+    }
+}
+
+/// `P(Z > z)` of a standard normal, accurate far into the tail (erfc).
+fn standard_sf(z: f64) -> f64 {
+    0.5 * statrs::function::erf::erfc(z / std::f64::consts::SQRT_2)
+}
+
 impl Prediction {
     /// The negative binomial of `W = count − 1`, matched to the mean and
     /// variance (a variance at or below the mean is treated as barely
@@ -160,7 +278,7 @@ impl Prediction {
     /// and given it `W` is negative binomial with the learnt dispersion.
     /// The mixture's tail is heavier than a single negative binomial of the
     /// same variance, as a busy day times a busy hour is.
-    fn mixture(&self, f: impl Fn(&NegativeBinomial) -> f64) -> f64 {
+    fn mixture(&self, f: impl Fn(&NegativeBinomial) -> f64, rule: Rule) -> f64 {
         let u = self.uncertainty.max(0.0);
         if u < 1e-6 {
             let excess = self.expected - 1.0;
@@ -168,13 +286,38 @@ impl Prediction {
         }
         let sigma2 = u.ln_1p();
         let sigma = sigma2.sqrt();
-        GAUSS_HERMITE_9
-            .iter()
-            .map(|(z, w)| {
-                let excess = (self.expected * (sigma * z - 0.5 * sigma2).exp() - 1.0).max(0.0);
-                w * negative_binomial(excess, excess + self.dispersion * excess * excess).map_or(1.0, |nb| f(&nb))
-            })
-            .sum()
+        rule.expect(|z| {
+            let excess = (self.expected * (sigma * z - 0.5 * sigma2).exp() - 1.0).max(0.0);
+            negative_binomial(excess, excess + self.dispersion * excess * excess).map_or(1.0, |nb| f(&nb))
+        })
+    }
+
+    /// The Poisson–lognormal kernel: the mean of the bucket's count is
+    /// lognormal around `expected`, its relative variance the mean's
+    /// uncertainty plus the dispersion (on the count's scale), and the
+    /// count beyond the first event is Poisson given it.
+    fn lognormal_kernel(&self) -> LogNormalKernel {
+        let m = self.expected.max(1.0);
+        let excess = m - 1.0;
+        let relative = self.uncertainty.max(0.0) + self.dispersion.max(0.0) * (excess / m).powi(2);
+        LogNormalKernel { mean: m, sigma2: relative.ln_1p().min(9.0) }
+    }
+
+    /// The two kernels' value of a tail probability, weighted. Nine
+    /// Gauss–Hermite points are exact enough for the body; a tail below
+    /// 10⁻³ is recomputed on the fine grid, since there the nine points'
+    /// outermost node (4.5 standard deviations, weight 2·10⁻⁵) would stand
+    /// for the whole far tail of the mean and cap the p-value near 10⁻⁵.
+    fn averaged(&self, nb: impl Fn(&NegativeBinomial) -> f64, pln: impl Fn(&LogNormalKernel, Rule) -> f64) -> f64 {
+        let w = self.lognormal.clamp(0.0, 1.0);
+        let kernel = self.lognormal_kernel();
+        let at = |rule: Rule| {
+            let gamma = if w < 1.0 { self.mixture(&nb, rule) } else { 0.0 };
+            let lognormal = if w > 0.0 { pln(&kernel, rule) } else { 0.0 };
+            (1.0 - w) * gamma + w * lognormal
+        };
+        let coarse = at(Rule::GaussHermite);
+        if coarse < 1e-3 { at(Rule::Fine) } else { coarse }
     }
 
     /// Mid-p value of the upper tail: `P(X > x) + ½·P(X = x)`. A count of 0
@@ -184,18 +327,42 @@ impl Prediction {
             return 1.0;
         }
         let w = observed - 1;
-        self.mixture(|nb| nb.sf(w) + 0.5 * nb.pmf(w)).clamp(0.0, 1.0)
+        self.averaged(|nb| nb.sf(w) + 0.5 * nb.pmf(w), |k, rule| k.upper_mid(w, rule)).clamp(0.0, 1.0)
     }
 
     /// Mid-p value of the lower tail, `P(X < x) + ½·P(X = x)`, for a
     /// bucket that is active; an inactive one is as surprising as the
-    /// principal is usually active.
+    /// principal is usually active at that hour.
     pub fn p_value_below(&self, observed: u64) -> f64 {
         if observed == 0 {
-            return (1.0 - 0.5 * self.active).clamp(0.0, 1.0);
+            return (0.5 * (1.0 - self.active)).clamp(0.0, 1.0);
         }
         let w = observed - 1;
-        self.mixture(|nb| if w == 0 { 0.0 } else { nb.cdf(w - 1) } + 0.5 * nb.pmf(w)).clamp(0.0, 1.0)
+        self.averaged(|nb| if w == 0 { 0.0 } else { nb.cdf(w - 1) } + 0.5 * nb.pmf(w), |k, rule| k.lower_mid(w, rule))
+            .clamp(0.0, 1.0)
+    }
+
+    /// Log probabilities of an active bucket's count under each kernel
+    /// (gamma-shaped, lognormal), for the weight between them. The
+    /// likelihood is censored below the mean: a count under it says only
+    /// that it was under it. The kernels are weighed for their upper tail,
+    /// the one alerts come from; how often a bursty client has a nearly
+    /// idle hour (where a gamma-shaped kernel with its mode at zero wins)
+    /// must not decide how heavy its bursts are.
+    fn log_likelihoods(&self, observed: u64) -> (f64, f64) {
+        let w = observed.saturating_sub(1);
+        let floor = 1e-300f64;
+        let mean = (self.expected - 1.0).max(0.0).floor() as u64;
+        let kernel = self.lognormal_kernel();
+        let (gamma, lognormal) = if w < mean {
+            (
+                self.mixture(|nb| nb.cdf(mean - 1), Rule::GaussHermite),
+                1.0 - kernel.upper_mid(mean - 1, Rule::Fine) - 0.5 * kernel.pmf(mean - 1),
+            )
+        } else {
+            (self.mixture(|nb| nb.pmf(w), Rule::GaussHermite), kernel.pmf(w))
+        };
+        (gamma.max(floor).ln(), lognormal.max(floor).ln())
     }
 
     /// Central 95% predictive interval of an active bucket's count.
@@ -213,18 +380,16 @@ impl Prediction {
     }
 
     /// Upper-tail mid-p value of `total`, the sum of the bucket before this
-    /// one (`previous`, active or not) and this active bucket, by matching
-    /// the sum's mean and variance (the buckets are treated as
+    /// one (`previous`, active or not) and this active bucket (treated as
     /// independent). A burst is then told from a shift: a job that ran
     /// late moves its events into the next hour, which looks busy alone
     /// and ordinary together with the quiet hour before it.
     pub fn p_value_with(&self, previous: &Prediction, total: u64) -> f64 {
+        // This bucket's distribution, moved by the previous bucket's mean
+        // and widened by its variance, keeping its shape.
         let (pm, pv) = previous.unconditional();
-        let (m, v) = (pm + self.expected, pv + self.variance);
-        match negative_binomial(m, v) {
-            Some(nb) if total > 0 => (nb.sf(total) + 0.5 * nb.pmf(total)).clamp(0.0, 1.0),
-            _ => 1.0,
-        }
+        let combined = Prediction { expected: self.expected + pm, variance: self.variance + pv, ..*self };
+        combined.p_value(total)
     }
 }
 
@@ -276,6 +441,9 @@ pub struct SeasonalCounts {
     /// the noise of single buckets cancels out) and how many.
     level_cov: f32,
     level_n: f32,
+    /// Discounted Σ ln(P_lognormal / P_gamma) of the active buckets: the
+    /// evidence for the lognormal kernel.
+    kernel: f32,
 }
 
 impl Default for SeasonalCounts {
@@ -297,8 +465,18 @@ impl Default for SeasonalCounts {
             recent_mu: 0.0,
             level_cov: 0.0,
             level_n: 0.0,
+            kernel: 0.0,
         }
     }
+}
+
+/// What an active bucket taught a principal's model, for its peers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learnt {
+    /// Added to the dispersion's numerator and denominator.
+    pub dispersion: (f64, f64),
+    /// Added to the evidence for the lognormal kernel.
+    pub kernel: f64,
 }
 
 /// The pooled mean of a slot and the relative uncertainty left in it.
@@ -334,6 +512,22 @@ impl SeasonalCounts {
     /// The principal's own mean active-bucket count, if it has one.
     pub fn own_mean(&self) -> Option<f64> {
         (self.a >= MIN_SAMPLES).then(|| (self.s / self.a) as f64)
+    }
+
+    /// The fraction of buckets at hour of the day `h` that are active: an
+    /// hour of the day has a 24th of the buckets seen (with a bucket of
+    /// evidence either way while history is short).
+    fn active_at(&self, h: usize) -> f64 {
+        let buckets = self.n as f64 / DAY_HOURS as f64;
+        ((self.day_a[h] as f64 + 0.5) / (buckets + 1.0)).clamp(0.0, 1.0)
+    }
+
+    /// The principal's own mean active-bucket count and that mean's
+    /// relative variance (one bucket's, over the buckets behind it), for
+    /// peers learning how much principals differ.
+    pub fn own_level(&self, prior: &CountPrior) -> Option<(f64, f64)> {
+        let mean = self.own_mean()?;
+        Some((mean, relative_variance(mean, self.dispersion(prior)) / (self.a as f64).max(1e-3)))
     }
 
     /// The learnt dispersion, shrunk toward the prior's while history is short.
@@ -421,7 +615,8 @@ impl SeasonalCounts {
             seasonal,
             dispersion: phi,
             uncertainty,
-            active: if self.n >= MIN_SAMPLES { (self.a / self.n) as f64 } else { 0.5 },
+            lognormal: 1.0 / (1.0 + (-(self.kernel as f64 + prior.kernel)).exp()),
+            active: self.active_at(hour_of_day(t)),
         }
     }
 
@@ -463,6 +658,7 @@ impl SeasonalCounts {
                     &mut self.disp_n,
                     &mut self.level_cov,
                     &mut self.level_n,
+                    &mut self.kernel,
                 ] {
                     *x *= k;
                 }
@@ -479,15 +675,14 @@ impl SeasonalCounts {
     /// of it beforehand (its error teaches the dispersion, and clips what
     /// is learnt); an inactive bucket only ages the model. `keep_per_day`
     /// in (0, 1] is the weight the past keeps per day of event time.
-    /// Returns what the bucket added to the dispersion sums (numerator,
-    /// denominator), for peers that pool them.
+    /// Returns what the bucket taught, for peers that pool it.
     pub fn update(
         &mut self,
         t: EventTime,
         count: u64,
         predicted: Option<&Prediction>,
         keep_per_day: f64,
-    ) -> Option<(f64, f64)> {
+    ) -> Option<Learnt> {
         self.decay_to(t, keep_per_day);
         self.n += 1.0;
         if count == 0 {
@@ -498,7 +693,7 @@ impl SeasonalCounts {
         if let Some(p) = predicted {
             let sd = p.variance.max(0.0).sqrt();
             let excess = p.expected - 1.0;
-            let e = (z - p.expected).clamp(-CLIP_SD * sd, CLIP_SD * sd);
+            let e = (z - p.expected).clamp(-CLIP_SPREAD_SD * sd, CLIP_SPREAD_SD * sd);
             // The variance beyond Poisson's, split between the bucket's own
             // dispersion and the mean's uncertainty in the proportion the
             // prediction put them (subtracting the uncertainty instead goes
@@ -510,7 +705,12 @@ impl SeasonalCounts {
             self.disp_num += num as f32;
             self.disp_den += den as f32;
             self.disp_n += 1.0;
-            contribution = Some((num, den));
+            let (gamma, lognormal) = p.log_likelihoods(count);
+            // One bucket moves the odds by at most e²: an incident is not
+            // evidence about the shape of ordinary bursts.
+            let kernel = (lognormal - gamma).clamp(-2.0, 2.0);
+            self.kernel += kernel as f32;
+            contribution = Some(Learnt { dispersion: (num, den), kernel });
             if p.samples >= 3.0 {
                 z = z.min(p.expected + CLIP_SD * sd);
             }
@@ -644,7 +844,7 @@ mod tests {
     #[test]
     fn a_new_principal_leans_on_its_prior_and_is_not_certain() {
         let m = SeasonalCounts::default();
-        let prior = CountPrior { mean: 10.0, between: 1.0, dispersion: 0.3 };
+        let prior = CountPrior { mean: 10.0, between: 1.0, dispersion: 0.3, kernel: -1.0 };
         let p = m.predict(at(0, 10), &prior);
         assert_eq!(p.expected, 10.0);
         // Principals differ: three times the peers' mean is no surprise.
@@ -665,6 +865,7 @@ mod tests {
             seasonal: 4.0,
             dispersion: 1.0 / 3.0,
             uncertainty: 0.0,
+            lognormal: 0.0,
             active: 1.0,
         };
         let nb = p.excess().unwrap();

@@ -15,6 +15,8 @@
 //!   Student-t tail whose degrees of freedom follow the history and the
 //!   errors' shape.
 //! - [`pool`]: the credibility weights all three share.
+//! - [`calibrate`]: p-values checked against how often they really come
+//!   out that small, across a detector's principals and per principal.
 //! - [`novelty`]: values never seen before (networks, clients).
 //!
 //! Tail probabilities come from `statrs`. Calibration is tested, not
@@ -22,6 +24,7 @@
 //! series without anomalies and checks that the fraction of p ≤ α is near α.
 
 pub mod activity;
+pub mod calibrate;
 pub mod count;
 pub mod novelty;
 pub mod pool;

@@ -56,7 +56,7 @@ const MIN_SAMPLES: f64 = 1e-3;
 pub fn between_variance(slots: impl Iterator<Item = Slot>, parents: usize) -> f64 {
     let (mut wd2, mut w, mut used) = (0.0, 0.0, 0usize);
     for s in slots {
-        if s.n < MIN_SAMPLES || !(s.v > 0.0) || !s.d.is_finite() {
+        if s.n < MIN_SAMPLES || s.v.is_nan() || s.v <= 0.0 || !s.d.is_finite() {
             continue;
         }
         let ws = s.n / s.v;
@@ -79,7 +79,7 @@ pub fn between_variance(slots: impl Iterator<Item = Slot>, parents: usize) -> f6
 /// differs (a Monday-morning report among 168 hours) keeps its own.
 /// Returns the weight and the τ² it used.
 pub fn slot_credibility(slot: Slot, layer_tau2: f64) -> (f64, f64) {
-    if slot.n < MIN_SAMPLES || !(slot.v > 0.0) || !slot.d.is_finite() {
+    if slot.n < MIN_SAMPLES || slot.v.is_nan() || slot.v <= 0.0 || !slot.d.is_finite() {
         return (credibility(slot.n, slot.v, layer_tau2), layer_tau2);
     }
     let noise = slot.v / slot.n;
@@ -93,7 +93,7 @@ pub fn credibility(n: f64, v: f64, tau2: f64) -> f64 {
     if n < MIN_SAMPLES || tau2 <= 0.0 {
         return 0.0;
     }
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         return 1.0;
     }
     n * tau2 / (n * tau2 + v)

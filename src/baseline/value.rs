@@ -571,10 +571,12 @@ impl<const W: usize> SeasonalValues<W> {
         let h = hour_of_day(t);
         let mut x = (y / self.c as f64).asinh();
         // A model with hours of the week learns its errors once it has seen
-        // a day: before that every new hour of the day is a surprise of
-        // learning, not of the data, and would make the tail look heavy
-        // for weeks.
-        let learns = self.n as f64 >= if W > 0 { DAY_HOURS as f64 } else { MIN_SAMPLES as f64 };
+        // a day (a day of hourly values, or a day of time): before that
+        // every new hour of the day is a surprise of learning, not of the
+        // data, and would make the tail look heavy for weeks.
+        let first = self.warm_times.iter().copied().min().unwrap_or(t.0);
+        let learns =
+            self.n >= MIN_SAMPLES && (W == 0 || self.n as f64 >= DAY_HOURS as f64 || t.0 - first >= MS_PER_DAY);
         if learns {
             let p = self.parts(t);
             let e = x - p.location;

@@ -34,7 +34,8 @@ use super::evidence::Evidence;
 use super::round2;
 use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::activity::{ActivityPrior, BINS, SeasonalActivity, Timing, bin_of};
-use crate::baseline::count::{CountPrior, DAY_HOURS, Prediction, SeasonalCounts, hour_of_day};
+use crate::baseline::calibrate::{Exceedances, OwnTail};
+use crate::baseline::count::{CountPrior, DAY_HOURS, Learnt, Prediction, SeasonalCounts, hour_of_day};
 use crate::baseline::score_of;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
@@ -94,6 +95,8 @@ struct PrincipalState {
     /// Start of the last bucket folded into the baseline.
     last_closed: Option<i64>,
     suppressed_until: i64,
+    /// How often its calibrated p-values come out small.
+    tail: OwnTail,
     baseline: Baseline,
     open: Vec<OpenBucket>,
 }
@@ -101,9 +104,13 @@ struct PrincipalState {
 /// Fewest principals (that have closed a bucket) for peers to stand in
 /// for a principal's own history; fewer, and the global priors do.
 const MIN_PEERS: u32 = 5;
-/// Fewest own active buckets for a principal to tell its peers how much
-/// principals differ.
-const SPREAD_MIN_OWN: f64 = 5.0;
+/// Observations the global prior counts for against the peers' figures.
+const PEER_PRIOR_WEIGHT: f64 = 3.0;
+/// The peer slot every principal of the detector feeds, whatever its kind:
+/// the fallback of a kind with too few principals of its own.
+const ALL: usize = 4;
+/// Buckets of a principal's own the peers' kernel evidence counts for.
+const KERNEL_PRIOR_BUCKETS: f64 = 20.0;
 
 /// What the principals of one kind (or one group) do, pooled: the priors
 /// a principal's baseline starts from. Forgets by event time like the
@@ -120,9 +127,14 @@ struct Peers {
     disp_num: f64,
     disp_den: f64,
     disp_n: f64,
-    /// How much principals differ: Σ ln²(own mean / peers' mean), and how many.
+    /// How much principals differ: Σ (ln²(own mean / peers' mean) − the
+    /// noise of the own mean on that scale), and how many.
     spread_sq: f64,
     spread_n: f64,
+    /// The principals' evidence for the lognormal kernel: Σ increments per
+    /// active bucket, and how many.
+    kernel_sum: f64,
+    kernel_n: f64,
     /// Buckets (active or not) and active ones, overall and per hour of the day.
     buckets: f64,
     busy: f64,
@@ -131,6 +143,8 @@ struct Peers {
     /// Active buckets per unusualness bin, and their total.
     unusual: [f64; BINS],
     unusual_n: f64,
+    /// How often the peers' raw p-values come out small (see `baseline::calibrate`).
+    tail: Exceedances,
 }
 
 impl Default for Peers {
@@ -145,12 +159,15 @@ impl Default for Peers {
             disp_n: 0.0,
             spread_sq: 0.0,
             spread_n: 0.0,
+            kernel_sum: 0.0,
+            kernel_n: 0.0,
             buckets: 0.0,
             busy: 0.0,
             day_n: [0.0; DAY_HOURS],
             day_a: [0.0; DAY_HOURS],
             unusual: [0.0; BINS],
             unusual_n: 0.0,
+            tail: Exceedances::default(),
         }
     }
 }
@@ -164,25 +181,34 @@ impl Peers {
         (self.active > 1e-3).then(|| self.sum / self.active)
     }
 
-    /// The prior of a principal's count baseline; the global one without
-    /// enough peers.
-    fn count_prior(&self) -> CountPrior {
-        let global = CountPrior::default();
+    /// The prior of a principal's count baseline: the peers' figures, each
+    /// shrunk toward the global prior by how little the peers have seen
+    /// ([`PEER_PRIOR_WEIGHT`] observations' worth), so that a sparse signal
+    /// (failed logins: a handful of single mistypes among all the peers)
+    /// still says what it has seen. `global` is the definition's prior, used
+    /// alone when there are not enough peers.
+    fn count_prior(&self, global: CountPrior) -> CountPrior {
         if !self.enough() {
             return global;
         }
+        let k = PEER_PRIOR_WEIGHT;
+        let mean = (self.sum + k * global.mean) / (self.active + k);
+        let between = ((self.spread_sq.max(0.0) + k * global.between.ln_1p()) / (self.spread_n + k)).exp() - 1.0;
+        let dispersion = if self.disp_n > 1e-3 && self.disp_den > 0.0 {
+            let mean_den = self.disp_den / self.disp_n;
+            (self.disp_num + k * global.dispersion * mean_den) / (self.disp_den + k * mean_den)
+        } else {
+            global.dispersion
+        };
         CountPrior {
-            mean: self.mean().unwrap_or(global.mean),
-            between: if self.spread_n >= SPREAD_MIN_OWN {
-                ((self.spread_sq / self.spread_n).exp() - 1.0).clamp(0.05, 10.0)
-            } else {
-                global.between
-            },
-            dispersion: if self.disp_n >= 10.0 && self.disp_den > 0.0 {
-                (self.disp_num / self.disp_den).clamp(0.0, 50.0)
-            } else {
-                global.dispersion
-            },
+            mean,
+            between: between.clamp(0.02, 10.0),
+            dispersion: dispersion.clamp(0.0, 50.0),
+            // The peers' evidence per bucket, as worth KERNEL_PRIOR_BUCKETS
+            // buckets of a newcomer's own.
+            kernel: ((self.kernel_sum + k * global.kernel / KERNEL_PRIOR_BUCKETS) / (self.kernel_n + k)
+                * KERNEL_PRIOR_BUCKETS)
+                .clamp(-5.0, 5.0),
         }
     }
 
@@ -214,6 +240,8 @@ impl Peers {
                 &mut self.disp_n,
                 &mut self.spread_sq,
                 &mut self.spread_n,
+                &mut self.kernel_sum,
+                &mut self.kernel_n,
                 &mut self.buckets,
                 &mut self.busy,
                 &mut self.unusual_n,
@@ -223,6 +251,7 @@ impl Peers {
             for x in self.day_n.iter_mut().chain(&mut self.day_a).chain(&mut self.unusual) {
                 *x *= k;
             }
+            self.tail.decay(k);
         }
         self.last = self.last.max(t);
     }
@@ -239,18 +268,23 @@ impl Peers {
         }
     }
 
-    /// An active bucket of a peer's count baseline: its count, its own mean
-    /// before it, how many active buckets that mean stands on, and its
-    /// contribution to the dispersion.
-    fn volume(&mut self, count: u64, own: Option<(f64, f64)>, dispersion: Option<(f64, f64)>) {
-        if let (Some((mean, samples)), Some(peers)) = (own, self.mean())
-            && samples >= SPREAD_MIN_OWN
+    /// An active bucket of a peer's count baseline: its count, its own level
+    /// with it (mean, and that mean's relative variance), and what it
+    /// added to the dispersion and kernel evidence.
+    fn volume(&mut self, count: u64, own: Option<(f64, f64)>, learnt: Option<Learnt>) {
+        if let (Some((mean, noise)), Some(peers)) = (own, self.mean())
             && mean > 0.0
         {
-            let l = (mean / peers).ln();
-            self.spread_sq += l * l;
+            // Bounded: one principal's incident is not how principals differ.
+            let l = (mean / peers).ln().clamp(-2.0, 2.0);
+            self.spread_sq += l * l - noise;
             self.spread_n += 1.0;
         }
+        if let Some(l) = learnt {
+            self.kernel_sum += l.kernel;
+            self.kernel_n += 1.0;
+        }
+        let dispersion = learnt.map(|l| l.dispersion);
         self.active += 1.0;
         self.sum += count as f64;
         if let Some((num, den)) = dispersion {
@@ -289,8 +323,9 @@ pub struct CountDetector {
     principals: Table<PrincipalState>,
     /// Bucket start → principals with that bucket open.
     wheel: Wheel<OpenBucket>,
-    /// Peer statistics: slots 0–3 per principal kind, then one per (kind,
-    /// peer group) as `group_slots` assigns them.
+    /// Peer statistics: slots 0–3 per principal kind, 4 for every
+    /// principal ([`ALL`]), then one per (kind, peer group) as
+    /// `group_slots` assigns them.
     peers: Vec<Peers>,
     group_slots: rustc_hash::FxHashMap<(usize, u32), usize>,
     pub stats: CountDetectorStats,
@@ -305,6 +340,10 @@ fn kind_index(k: PrincipalKind) -> usize {
     }
 }
 
+/// How unusually quiet the bucket before must have been (lower-tail
+/// p-value) for a busy bucket to be read as a shift in time.
+const SHIFT_QUIET: f64 = 0.05;
+
 /// Own active buckets below which a principal is said to be judged on its
 /// peers (the figure in `judged_by_peers` and the summary's wording).
 const OWN_SAMPLES: f64 = 8.0;
@@ -315,7 +354,7 @@ impl CountDetector {
             def,
             principals: Vec::new(),
             wheel: Wheel::default(),
-            peers: vec![Peers::default(); 4],
+            peers: vec![Peers::default(); 5],
             group_slots: rustc_hash::FxHashMap::default(),
             stats: CountDetectorStats::default(),
         }
@@ -351,6 +390,7 @@ impl CountDetector {
             previous: None,
             last_closed: None,
             suppressed_until: i64::MIN,
+            tail: OwnTail::default(),
             baseline: if timing {
                 Baseline::Timing(SeasonalActivity::default())
             } else {
@@ -424,11 +464,13 @@ impl CountDetector {
         let Some(bucket) = Wheel::take(&mut state.open, start) else {
             return;
         };
-        // Its group's peers when there are enough of them, else its kind's.
+        // Its group's peers when there are enough of them, else its kind's,
+        // else every principal's.
         let in_group = group_slot.and_then(|g| peers_before.get(g)).filter(|p| p.enough());
-        let peers = in_group.unwrap_or(&peers_before[kind_slot]);
-        let slots: [Option<usize>; 2] = [Some(kind_slot), group_slot];
-        let count_prior = peers.count_prior();
+        let of_kind = Some(&peers_before[kind_slot]).filter(|p| p.enough());
+        let peers = in_group.or(of_kind).unwrap_or(&peers_before[ALL]);
+        let slots: [Option<usize>; 3] = [Some(kind_slot), group_slot, Some(ALL)];
+        let count_prior = peers.count_prior(def.count_prior);
         let activity_prior = peers.activity_prior();
 
         // Fold the empty buckets since the last closed one (or since the
@@ -484,11 +526,13 @@ impl CountDetector {
         // Judge, then learn.
         let judged = match &mut state.baseline {
             Baseline::Volume(m) => {
-                let own = m.own_mean().map(|mean| (mean, m.active_samples()));
                 let prediction = m.predict(t, &count_prior);
                 let previous = state.previous.filter(|p| p.start == start - def.bucket_ms);
                 state.previous = Some(Previous { start, count: bucket.count, prediction });
                 let contribution = m.update(t, bucket.count, Some(&prediction), keep);
+                // Its level with this bucket in: a principal's first active
+                // bucket already says something about how principals differ.
+                let own = m.own_level(&count_prior);
                 for s in slots.iter().flatten() {
                     self.peers[*s].volume(bucket.count, own, contribution);
                 }
@@ -505,10 +549,34 @@ impl CountDetector {
         };
         let (p_value, could_fire) = match &judged {
             // The tail probability is only worth computing when the count is
-            // large enough, absolutely and relative to the expectation, to alert.
+            // large enough to alert, or to belong to a burst.
+            // Every bucket above half a standard deviation over its mean is
+            // scored (none below can reach p ≤ 0.1), so that the p-values'
+            // calibration counts all buckets; the score is the model's
+            // p-value calibrated against its peers', then tempered by the
+            // principal's own excess of small ones.
             Judged::Volume { prediction, .. } => {
                 let could = bucket.count >= def.min_count && bucket.count as f64 >= def.min_ratio * prediction.expected;
-                (if could { prediction.p_value(bucket.count) } else { 1.0 }, could)
+                let raw = if could || bucket.count as f64 >= prediction.expected + 0.5 * prediction.variance.sqrt() {
+                    prediction.p_value(bucket.count)
+                } else {
+                    1.0
+                };
+                let calibrated = peers.tail.calibrate(raw);
+                let p = state.tail.apply(calibrated);
+                state.tail.observe(calibrated);
+                for s in slots.iter().flatten() {
+                    self.peers[*s].tail.observe(raw);
+                }
+                // A bucket's count is judged over all the principal's
+                // buckets at that hour of the day, not only its active
+                // ones: P(X ≥ x) = P(active) · P(X ≥ x | active). Fifty
+                // queries at an hour the principal is rarely active in are
+                // rarer than fifty at an hour it works every day; an
+                // ordinary amount at an unusual hour stays far from any
+                // threshold, since P(active) cannot be learnt below about a
+                // twentieth with twenty days of memory.
+                (p * prediction.active.clamp(0.0, 1.0), could)
             }
             Judged::Timing(timing) => (timing.p_value, bucket.count >= def.min_count),
         };
@@ -516,10 +584,11 @@ impl CountDetector {
         let mut fires = could_fire && s >= def.threshold;
         // A shift in time is not a burst: a job that ran late moves its
         // events into the next hour, which then looks busy while the hour
-        // before looks quiet. The bucket must also be anomalous together
-        // with the one before it.
+        // before looks unusually quiet. After such a quiet hour the bucket
+        // must also be anomalous together with it.
         if fires
             && let Judged::Volume { prediction, previous: Some(prev) } = &judged
+            && prev.prediction.p_value_below(prev.count) < SHIFT_QUIET
             && score_of(prediction.p_value_with(&prev.prediction, prev.count + bucket.count)) < def.threshold
         {
             fires = false;
@@ -544,6 +613,7 @@ impl CountDetector {
                         self.stats.judged_by_peers += 1;
                     }
                     let interval = prediction.interval();
+                    let interval = (round2(interval.0), round2(interval.1));
                     let e = Explained {
                         kind,
                         start,

@@ -149,6 +149,14 @@ struct RawDefinition {
     production_aliases: Vec<String>,
     #[serde(default)]
     high_score: Option<u32>,
+    /// Count models: what an active bucket of a principal looks like
+    /// before its peers and its own history say otherwise.
+    #[serde(default)]
+    prior_mean: Option<f64>,
+    #[serde(default)]
+    prior_spread: Option<f64>,
+    #[serde(default)]
+    prior_dispersion: Option<f64>,
     suppress_minutes: u32,
     evidence_limit: u32,
 }
@@ -254,6 +262,9 @@ pub struct Definition {
     pub release_principals: Vec<String>,
     pub production_aliases: Vec<String>,
     pub high_score: u8,
+    /// Count models: the prior a principal's baseline starts from when its
+    /// peers have seen little (`prior_mean`, `prior_spread`, `prior_dispersion`).
+    pub count_prior: crate::baseline::count::CountPrior,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
     /// Hash of the file's text; part of every alert id.
@@ -417,6 +428,34 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     if raw.evidence_limit > 1000 {
         problems.push(format!("key `evidence_limit`: {}; allowed: 0..=1000", raw.evidence_limit));
     }
+    let default_prior = crate::baseline::count::CountPrior::default();
+    let counted = matches!(model, Some(Model::SeasonalCounts));
+    for (key, given) in
+        [("prior_mean", raw.prior_mean), ("prior_spread", raw.prior_spread), ("prior_dispersion", raw.prior_dispersion)]
+    {
+        if given.is_some() && !counted {
+            problems.push(format!("key `{key}` is only for model seasonal_negative_binomial"));
+        }
+    }
+    let count_prior = crate::baseline::count::CountPrior {
+        mean: raw.prior_mean.unwrap_or(default_prior.mean),
+        between: raw.prior_spread.unwrap_or(default_prior.between),
+        dispersion: raw.prior_dispersion.unwrap_or(default_prior.dispersion),
+        kernel: default_prior.kernel,
+    };
+    if !(count_prior.mean.is_finite() && count_prior.mean >= 1.0) {
+        problems.push(format!(
+            "key `prior_mean`: {}; allowed: a number ≥ 1 (an active bucket has an event)",
+            count_prior.mean
+        ));
+    }
+    if !(count_prior.between.is_finite() && count_prior.between > 0.0 && count_prior.between <= 10.0) {
+        problems.push(format!("key `prior_spread`: {}; allowed: 0 < prior_spread ≤ 10", count_prior.between));
+    }
+    if !(count_prior.dispersion.is_finite() && (0.0..=50.0).contains(&count_prior.dispersion)) {
+        problems
+            .push(format!("key `prior_dispersion`: {}; allowed: 0 ≤ prior_dispersion ≤ 50", count_prior.dispersion));
+    }
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -453,6 +492,7 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
             .collect(),
         production_aliases: raw.production_aliases,
         high_score: high_score as u8,
+        count_prior,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,
         config_version: config_version(text),
