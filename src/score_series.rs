@@ -56,6 +56,21 @@ pub struct ScoreOptions {
     pub warmup_ms: i64,
 }
 
+impl Default for ScoreOptions {
+    /// What `auditwatch score-series` does with no flags.
+    fn default() -> Self {
+        ScoreOptions {
+            time_column: None,
+            value_column: None,
+            model: None,
+            forgetting_per_day: None,
+            two_sided: false,
+            explain: false,
+            warmup_ms: 24 * MS_PER_HOUR,
+        }
+    }
+}
+
 /// What was read and scored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreReport {
@@ -316,15 +331,7 @@ mod tests {
     }
 
     fn defaults() -> ScoreOptions {
-        ScoreOptions {
-            time_column: None,
-            value_column: None,
-            model: None,
-            forgetting_per_day: None,
-            two_sided: false,
-            explain: false,
-            warmup_ms: 24 * MS_PER_HOUR,
-        }
+        ScoreOptions::default()
     }
 
     /// Hourly rows for `days` days from Monday 2024-01-01, value by (day, hour).
