@@ -4,11 +4,12 @@
 //!
 //! P users each do, every hour, one query, one permission change, one
 //! secret read and one download, from a fixed network and browser, so each
-//! holds state in seven detectors (four counts, first-seen source, and the
-//! offboarded and role-drift rules). The pipeline runs `HOURS` hours; the
-//! live heap after the last bucket closed, minus the heap before, divided
-//! by P × 7, is the state per
-//! principal·signal (names, first-seen times and every table included).
+//! holds state in eight detectors (four counts, first-seen source, unusual
+//! hours, and the offboarded and role-drift rules). The pipeline runs
+//! `HOURS` hours; the live heap after the last bucket closed, minus the
+//! heap before, divided by P × 8, is the state per principal·signal
+//! (one detector's baseline of one principal; names, first-seen times and
+//! every table included).
 //! Allocations are counted over the second half, when every principal and
 //! bucket already exists: the steady state.
 //!
@@ -103,9 +104,9 @@ fn main() {
     drop(ev);
     out = Vec::new();
     let live = LIVE.load(Relaxed) - before;
-    // Four counts, first-seen source, and the two access rules that keep
-    // a bucket per principal (offboarded, role drift).
-    let signals = SIGNALS.len() as u64 + 3;
+    // Four counts, first-seen source, unusual hours, and the two access
+    // rules that keep a bucket per principal (offboarded, role drift).
+    let signals = SIGNALS.len() as u64 + 4;
     println!(
         "state bench: {principals} principals x {signals} signals, {HOURS} hours, {events} events in {elapsed:.1} s"
     );
