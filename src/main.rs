@@ -204,7 +204,7 @@ enum Command {
     /// is then generated into a temporary directory with --days and
     /// --principals, evaluated, and the figures added up. The default tests
     /// (tests/eval.rs) use seeds 1-4 at 21 days × 60 principals; judge the
-    /// detectors on other seeds (e.g. --seeds 100-109), which no one tuned on.
+    /// detectors on other seeds (e.g. --seeds 2001-2010), which no one tuned on.
     ///
     /// Alerts are those of severity medium and above. Low and info alerts
     /// are findings, counted apart (how many, how many point at incidents or
@@ -234,8 +234,9 @@ enum Command {
     /// the detectors' models and write `timestamp,value,score`.
     ///
     /// Counts (every value written as a non-negative integer) use the seasonal
-    /// Gamma–Poisson model, other values the hourly log-scale Student-t
-    /// model. Each row is scored against what the model learnt from the rows
+    /// negative binomial model (dispersion learnt from the series), other
+    /// values the hourly Student-t model on an asinh scale (zeros and
+    /// negatives allowed). Each row is scored against what the model learnt from the rows
     /// before it (in time order: the file is sorted first). Score 0–100 is
     /// -10·log10(p); 60 means p = 1e-6. Timestamps: RFC 3339,
     /// `YYYY-MM-DD HH:MM:SS` (UTC), or epoch seconds/milliseconds. Rows that
@@ -257,7 +258,7 @@ enum Command {
         /// non-negative integer (`46`, not `46.0`).
         #[arg(long, default_value = "auto", value_parser = ["auto", "count", "value"])]
         model: String,
-        /// Weight the past keeps per day [default: 0.95 for counts, 0.79 for values].
+        /// Weight the past keeps per day of event time [default: 0.95].
         #[arg(long, value_name = "F")]
         forgetting: Option<f64>,
         /// Score drops as well as rises: p = 2·min(P(X ≥ x), P(X ≤ x)).
