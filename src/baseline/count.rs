@@ -53,8 +53,12 @@
 //! itself is lognormal with the variance left by the pooling and the
 //! recent level, integrated by Gauss–Hermite quadrature. That mixture's
 //! tail is as heavy as a busy day times a busy hour makes it
-//! (`tests/calibration.rs`).
-//! State: 395 `f32`s and one `i64`, 1,588 bytes.
+//! (`tests/calibration.rs`). Where the principal's own buckets say its
+//! bursts are lognormal-shaped (an API client, batch retries), a
+//! Poisson–lognormal kernel is mixed in by that evidence, its spread the
+//! larger of the moment dispersion's and a robust one (the mean absolute
+//! log error of its busy buckets), which a heavy tail does not hide.
+//! State: 397 `f32`s and one `i64`, 1,596 bytes.
 
 use super::pool::{Slot, between_variance, credibility, slot_credibility};
 use crate::time::{EventTime, MS_PER_DAY, MS_PER_HOUR};
@@ -147,6 +151,11 @@ pub struct Prediction {
     /// Fraction of the principal's buckets at this hour of the day that are
     /// active.
     pub active: f64,
+    /// Variance of the log count learnt robustly from the principal's own
+    /// busy buckets (`(π/2)·E|ln(z/μ)|²`; 0 until [`LOG_SPREAD_MIN`] of
+    /// them): a heavy-tailed client's moment dispersion lags its real
+    /// spread, a mean absolute deviation of logs does not.
+    pub log_spread: f64,
 }
 
 /// Probabilists' Gauss–Hermite rule with 9 points: (node, weight) with
@@ -207,6 +216,10 @@ struct LogNormalKernel {
 /// integrated over the lognormal on a grid (where a grid over a sharp
 /// Poisson would alias).
 const LOGNORMAL_CONTINUOUS: f64 = 8.0;
+/// Busy buckets before their robust log spread is used.
+const LOG_SPREAD_MIN: f64 = 10.0;
+/// The most one bucket adds to that spread's sum.
+const LOG_ABS_CLIP: f64 = 4.0;
 
 impl LogNormalKernel {
     fn excess(&self) -> f64 {
@@ -300,7 +313,10 @@ impl Prediction {
         let m = self.expected.max(1.0);
         let excess = m - 1.0;
         let relative = self.uncertainty.max(0.0) + self.dispersion.max(0.0) * (excess / m).powi(2);
-        LogNormalKernel { mean: m, sigma2: relative.ln_1p().min(9.0) }
+        // The robust spread holds the count's Poisson part too (≈ 1/m on
+        // the log scale), which the kernel adds itself.
+        let robust = self.log_spread - 1.0 / m;
+        LogNormalKernel { mean: m, sigma2: relative.ln_1p().max(robust).min(9.0) }
     }
 
     /// The two kernels' value of a tail probability, weighted. Nine
@@ -444,6 +460,11 @@ pub struct SeasonalCounts {
     /// Discounted Σ ln(P_lognormal / P_gamma) of the active buckets: the
     /// evidence for the lognormal kernel.
     kernel: f32,
+    /// Discounted Σ |ln(count / predicted mean)| over active buckets
+    /// predicted at [`LOGNORMAL_CONTINUOUS`] or more, and their number: a
+    /// robust spread of the log count, for the lognormal kernel.
+    log_abs: f32,
+    log_n: f32,
 }
 
 impl Default for SeasonalCounts {
@@ -466,6 +487,8 @@ impl Default for SeasonalCounts {
             level_cov: 0.0,
             level_n: 0.0,
             kernel: 0.0,
+            log_abs: 0.0,
+            log_n: 0.0,
         }
     }
 }
@@ -617,6 +640,12 @@ impl SeasonalCounts {
             uncertainty,
             lognormal: 1.0 / (1.0 + (-(self.kernel as f64 + prior.kernel)).exp()),
             active: self.active_at(hour_of_day(t)),
+            log_spread: if self.log_n as f64 >= LOG_SPREAD_MIN {
+                let m = (self.log_abs / self.log_n) as f64;
+                std::f64::consts::FRAC_PI_2 * m * m
+            } else {
+                0.0
+            },
         }
     }
 
@@ -659,6 +688,8 @@ impl SeasonalCounts {
                     &mut self.level_cov,
                     &mut self.level_n,
                     &mut self.kernel,
+                    &mut self.log_abs,
+                    &mut self.log_n,
                 ] {
                     *x *= k;
                 }
@@ -710,6 +741,11 @@ impl SeasonalCounts {
             // evidence about the shape of ordinary bursts.
             let kernel = (lognormal - gamma).clamp(-2.0, 2.0);
             self.kernel += kernel as f32;
+            if p.expected >= LOGNORMAL_CONTINUOUS {
+                // Bounded at e⁴ (55×): an incident widens the kernel a little, not for good.
+                self.log_abs += (z / p.expected).ln().abs().min(LOG_ABS_CLIP) as f32;
+                self.log_n += 1.0;
+            }
             contribution = Some(Learnt { dispersion: (num, den), kernel });
             if p.samples >= 3.0 {
                 z = z.min(p.expected + CLIP_SD * sd);
@@ -761,6 +797,29 @@ mod tests {
             }
         }
         m
+    }
+
+    #[test]
+    fn a_heavy_tailed_client_gets_a_wide_lognormal_spread_and_a_steady_one_does_not() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let heavy = rand_distr::LogNormal::new(-0.605, 1.1).unwrap();
+        let mut draws = |scale: bool| -> Vec<u64> {
+            (0..21 * 24)
+                .map(|_| {
+                    let rate = 50.0 * if scale { heavy.sample(&mut rng) } else { 1.0 };
+                    Poisson::new(rate).unwrap().sample(&mut rng) as u64 + 1
+                })
+                .collect()
+        };
+        let (bursty, steady) = (draws(true), draws(false));
+        let spread = |counts: &[u64]| {
+            learn(21, |d, h| counts[(d * 24 + h) as usize]).predict(at(21, 10), &CountPrior::default()).log_spread
+        };
+        let (b, s) = (spread(&bursty), spread(&steady));
+        // ln-variance 1.21 drawn; the mean absolute deviation about the
+        // predicted mean (not the median) reads somewhat wider.
+        assert!(b > 0.8 && b < 2.5, "{b}");
+        assert!(s < 0.1, "{s}");
     }
 
     #[test]
@@ -867,6 +926,7 @@ mod tests {
             uncertainty: 0.0,
             lognormal: 0.0,
             active: 1.0,
+            log_spread: 0.0,
         };
         let nb = p.excess().unwrap();
         for alpha in [0.05, 0.2] {
