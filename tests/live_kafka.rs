@@ -576,10 +576,12 @@ fn metrics_health_and_readiness_are_served_while_running() {
     }
     let n = produce(bootstrap, &t, &[&logs], &[]);
     wait_for_checkpoint(&state, &mut live);
-    // Wait for the records to be read and a checkpoint to report them.
+    // Wait for the records to be read, a checkpoint to report them, and
+    // the client's periodic statistics to have reported the lag.
     let mut body = String::new();
     while sample(&body, "auditwatch_records_total", "scored") != Some(n as f64)
         || sample(&body, "auditwatch_checkpoints_total", "") < Some(2.0)
+        || !body.contains("auditwatch_consumer_lag_records{partition=\"0\"")
     {
         assert!(start.elapsed() < Duration::from_secs(120), "metrics never caught up:\n{body}");
         std::thread::sleep(Duration::from_millis(200));
