@@ -149,16 +149,6 @@ impl SeasonalActivity {
         (self.n as f64, self.a as f64)
     }
 
-    /// The principal's own activity per hour of the day, for peers.
-    pub fn day_rates(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
-        (0..DAY_HOURS).map(|h| (self.day_n[h] as f64, self.day_a[h] as f64))
-    }
-
-    /// The principal's unusualness bins and their total, for peers.
-    pub fn unusual_counts(&self) -> ([f32; BINS], f32) {
-        (self.unusual, self.unusual_n)
-    }
-
     /// Activity probabilities at `t` (hour of the day, hour of the week).
     pub fn rates(&self, t: EventTime, prior: &ActivityPrior) -> (f64, f64) {
         let base =

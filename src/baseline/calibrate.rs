@@ -63,11 +63,6 @@ impl Exceedances {
         }
     }
 
-    /// Buckets counted (discounted).
-    pub fn scored(&self) -> f64 {
-        self.scored
-    }
-
     /// The rates at each level, with the prior, never below the level and
     /// each at most [`MIN_STEP`] of the one above: a few buckets deep in
     /// the tail cannot flatten the curve, so a smaller raw p-value always

@@ -564,11 +564,6 @@ impl SeasonalCounts {
         ((self.disp_num as f64 + k * phi0) / (self.disp_den as f64 + k)).clamp(0.0, 50.0)
     }
 
-    /// The dispersion statistics, for peers that pool them.
-    pub fn dispersion_sums(&self) -> (f64, f64, f64) {
-        (self.disp_num as f64, self.disp_den as f64, self.disp_n as f64)
-    }
-
     /// The predictive distribution of the count of an active bucket
     /// starting at `t`, without changing the model.
     pub fn predict(&self, t: EventTime, prior: &CountPrior) -> Prediction {

@@ -32,7 +32,7 @@ use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, 
 use super::definition::{Definition, Model};
 use super::evidence::Evidence;
 use super::round2;
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
+use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::activity::{ActivityPrior, BINS, SeasonalActivity, Timing, bin_of};
 use crate::baseline::calibrate::{Exceedances, OwnTail};
 use crate::baseline::count::{CountPrior, DAY_HOURS, Learnt, Prediction, SeasonalCounts, hour_of_day};
@@ -280,14 +280,11 @@ impl Peers {
             self.spread_sq += l * l - noise;
             self.spread_n += 1.0;
         }
-        if let Some(l) = learnt {
-            self.kernel_sum += l.kernel;
-            self.kernel_n += 1.0;
-        }
-        let dispersion = learnt.map(|l| l.dispersion);
         self.active += 1.0;
         self.sum += count as f64;
-        if let Some((num, den)) = dispersion {
+        if let Some(Learnt { dispersion: (num, den), kernel }) = learnt {
+            self.kernel_sum += kernel;
+            self.kernel_n += 1.0;
             self.disp_num += num;
             self.disp_den += den;
             self.disp_n += 1.0;
@@ -510,17 +507,9 @@ impl CountDetector {
         state.last_closed = Some(start);
         self.stats.buckets_scored += 1;
         let principal = names.name(id);
-        let context = |peer_value: Option<f64>, samples: f64| AlertContext {
-            principal_kind: kind,
-            groups: Vec::new(),
-            privileges: Vec::new(),
-            signal: def.signal.name().to_owned(),
-            model: def.model.name().to_owned(),
-            baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
-            baseline_samples: round2(samples),
-            peer_value: peer_value.map(round2),
-            evidence_total: bucket.count,
-            config_version: def.config_version.clone(),
+        let context = |peer_value: Option<f64>, samples: f64| {
+            let age_hours = round2(age_ms as f64 / MS_PER_HOUR as f64);
+            def.context(kind, age_hours, round2(samples), peer_value.map(round2), bucket.count)
         };
 
         // Judge, then learn.
@@ -548,11 +537,10 @@ impl CountDetector {
             }
         };
         let (p_value, could_fire) = match &judged {
-            // The tail probability is only worth computing when the count is
-            // large enough to alert, or to belong to a burst.
-            // Every bucket above half a standard deviation over its mean is
-            // scored (none below can reach p ≤ 0.1), so that the p-values'
-            // calibration counts all buckets; the score is the model's
+            // The tail probability is computed for a count large enough to
+            // alert and for every bucket above half a standard deviation
+            // over its mean (none below can reach p ≤ 0.1), so that the
+            // p-values' calibration counts all buckets; the score is the model's
             // p-value calibrated against its peers', then tempered by the
             // principal's own excess of small ones.
             Judged::Volume { prediction, .. } => {

@@ -5,8 +5,8 @@
 //! [`Definition`]; every problem in a file is reported at once, naming the
 //! file, the key and what is allowed. Never opens files on the hot path.
 
-use crate::alert::{Severity, config_version};
-use crate::event::Signal;
+use crate::alert::{AlertContext, Severity, config_version};
+use crate::event::{PrincipalKind, Signal};
 use serde::Deserialize;
 
 /// The definitions shipped in `models/`, compiled in so that the binary
@@ -269,6 +269,33 @@ pub struct Definition {
     pub evidence_limit: usize,
     /// Hash of the file's text; part of every alert id.
     pub config_version: String,
+}
+
+impl Definition {
+    /// The `context` of an alert this definition raises; the access model
+    /// fills in groups and privileges later. The figures are written as
+    /// given (each detector rounds its own).
+    pub fn context(
+        &self,
+        kind: PrincipalKind,
+        baseline_age_hours: f64,
+        baseline_samples: f64,
+        peer_value: Option<f64>,
+        evidence_total: u64,
+    ) -> AlertContext {
+        AlertContext {
+            principal_kind: kind,
+            groups: Vec::new(),
+            privileges: Vec::new(),
+            signal: self.signal.name().to_owned(),
+            model: self.model.name().to_owned(),
+            baseline_age_hours,
+            baseline_samples,
+            peer_value,
+            evidence_total,
+            config_version: self.config_version.clone(),
+        }
+    }
 }
 
 /// Everything wrong with one definition file.

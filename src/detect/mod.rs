@@ -75,7 +75,7 @@ pub struct Fact<'a> {
 
 impl Fact<'_> {
     pub fn alert(self) -> crate::alert::Alert {
-        use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, alert_id};
+        use crate::alert::{Alert, SCHEMA_VERSION, alert_id};
         let def = self.def;
         Alert {
             schema_version: SCHEMA_VERSION,
@@ -94,18 +94,7 @@ impl Fact<'_> {
             severity: def.severity,
             summary: self.summary,
             evidence: self.evidence,
-            context: AlertContext {
-                principal_kind: self.kind,
-                groups: Vec::new(),
-                privileges: Vec::new(),
-                signal: def.signal.name().to_owned(),
-                model: def.model.name().to_owned(),
-                baseline_age_hours: 0.0,
-                baseline_samples: 0.0,
-                peer_value: None,
-                evidence_total: self.evidence_total,
-                config_version: def.config_version.clone(),
-            },
+            context: def.context(self.kind, 0.0, 0.0, None, self.evidence_total),
         }
     }
 }

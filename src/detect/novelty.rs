@@ -16,7 +16,7 @@
 use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
+use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::novelty::{NewValueRate, SeenValues, client_of, hash_value, network_of};
 use crate::baseline::score_of;
 use crate::event::{Event, PrincipalKind};
@@ -321,18 +321,13 @@ impl NoveltyDetector {
                     severity,
                     summary: summary(principal, state.kind, start, &networks, &clients, known, active, age_ms),
                     evidence: evidence.into_iter().map(|(_, id)| id.to_owned()).collect(),
-                    context: AlertContext {
-                        principal_kind: state.kind,
-                        groups: Vec::new(),
-                        privileges: Vec::new(),
-                        signal: def.signal.name().to_owned(),
-                        model: def.model.name().to_owned(),
-                        baseline_age_hours: round4(age_ms as f64 / MS_PER_HOUR as f64),
-                        baseline_samples: round4(active.0.max(active.1)),
-                        peer_value: None,
-                        evidence_total: new_events,
-                        config_version: def.config_version.clone(),
-                    },
+                    context: def.context(
+                        state.kind,
+                        round4(age_ms as f64 / MS_PER_HOUR as f64),
+                        round4(active.0.max(active.1)),
+                        None,
+                        new_events,
+                    ),
                 });
             }
         }

@@ -12,7 +12,7 @@
 use super::definition::{Definition, Key};
 use super::evidence::Evidence;
 use super::round2;
-use crate::alert::{Alert, AlertContext, SCHEMA_VERSION, Severity, alert_id};
+use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
 use crate::baseline::value::{Forgetting, SeasonalValues, ValuePrediction};
 use crate::event::PrincipalKind;
@@ -252,18 +252,13 @@ impl ValueDetector {
             severity,
             summary,
             evidence: p.evidence.ids(),
-            context: AlertContext {
-                principal_kind: p.kind,
-                groups: Vec::new(),
-                privileges: Vec::new(),
-                signal: def.signal.name().to_owned(),
-                model: def.model.name().to_owned(),
-                baseline_age_hours: round2(age_ms as f64 / MS_PER_HOUR as f64),
-                baseline_samples: round2(samples),
-                peer_value: None,
-                evidence_total: p.evidence.total(),
-                config_version: def.config_version.clone(),
-            },
+            context: def.context(
+                p.kind,
+                round2(age_ms as f64 / MS_PER_HOUR as f64),
+                round2(samples),
+                None,
+                p.evidence.total(),
+            ),
         });
     }
 
