@@ -25,6 +25,7 @@ use super::metrics::ForSink;
 use super::{SinkError, format, mask};
 use crate::alert::Alert;
 use hmac::{Hmac, KeyInit, Mac};
+use prometheus::IntGauge;
 use queue_file::QueueFile;
 use std::fs::File;
 use std::io::Write;
@@ -99,7 +100,10 @@ impl Spool {
 
     /// Appends an alert; waits while the spool holds `max` alerts (the
     /// delivery thread makes room), warning every 30 s that it waits.
-    pub fn push(&self, alert: &Alert, max: usize, sink: &str) -> Result<usize, SinkError> {
+    /// `depth` is set to the new length under the spool's lock, so it
+    /// follows the spool in the order the two threads change it (set
+    /// after the lock, a push could overwrite a later removal's length).
+    pub fn push(&self, alert: &Alert, max: usize, sink: &str, depth: &IntGauge) -> Result<usize, SinkError> {
         let entry = serde_json::to_vec(&Envelope { accepted_ms: now_ms(), alert: alert.clone() })
             .map_err(|e| SinkError::Spool { path: self.path.clone(), message: e.to_string() })?;
         let mut inner = self.lock();
@@ -113,6 +117,7 @@ impl Spool {
         }
         inner.queue.add(&entry).map_err(|e| spool_error(&self.path, e))?;
         let len = inner.queue.size();
+        depth.set(len as i64);
         drop(inner);
         self.changed.notify_all();
         Ok(len)
@@ -133,11 +138,13 @@ impl Spool {
         }
     }
 
-    /// Removes the first `n` entries (delivered or dead-lettered).
-    fn remove(&self, n: usize) -> Result<usize, SinkError> {
+    /// Removes the first `n` entries (delivered or dead-lettered), setting
+    /// `depth` under the lock as [`Spool::push`] does.
+    fn remove(&self, n: usize, depth: &IntGauge) -> Result<usize, SinkError> {
         let mut inner = self.lock();
         inner.queue.remove_n(n).map_err(|e| spool_error(&self.path, e))?;
         let len = inner.queue.size();
+        depth.set(len as i64);
         drop(inner);
         self.changed.notify_all();
         Ok(len)
@@ -276,8 +283,8 @@ impl Worker {
         let sink = self.config.name.clone();
         while let Some(entries) = self.spool.take(self.config.delivery.batch_max) {
             match self.deliver(&entries) {
-                Ok(true) => match self.spool.remove(entries.len()) {
-                    Ok(len) => self.metrics.queue_depth.set(len as i64),
+                Ok(true) => match self.spool.remove(entries.len(), &self.metrics.queue_depth) {
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!(sink, error = %e, "cannot remove delivered alerts from the spool; stopping this sink");
                         return;
@@ -650,13 +657,16 @@ mod tests {
         let mut a = format::tests::sample();
         {
             let spool = Spool::open(dir.path()).unwrap();
+            let depth = IntGauge::new("depth", "spool depth").unwrap();
             for id in ["a", "b", "c"] {
                 a.alert_id = id.into();
-                spool.push(&a, 10, "t").unwrap();
+                spool.push(&a, 10, "t", &depth).unwrap();
             }
+            assert_eq!(depth.get(), 3);
             let head = spool.take(2).unwrap();
             assert_eq!(head.len(), 2);
-            spool.remove(1).unwrap();
+            spool.remove(1, &depth).unwrap();
+            assert_eq!(depth.get(), 2);
             spool.sync().unwrap();
         }
         let spool = Spool::open(dir.path()).unwrap();

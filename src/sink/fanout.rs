@@ -208,8 +208,7 @@ impl FanOut {
                         sink.metrics.repeated.inc();
                         continue;
                     }
-                    let len = spool.push(alert, cfg.delivery.queue_max, &cfg.name)?;
-                    sink.metrics.queue_depth.set(len as i64);
+                    spool.push(alert, cfg.delivery.queue_max, &cfg.name, &sink.metrics.queue_depth)?;
                     if let Some(r) = recent {
                         r.add(&alert.alert_id)?;
                     }
@@ -300,8 +299,7 @@ impl FanOut {
                     .and_then(|v| serde_json::from_value::<Alert>(v.get("alert")?.clone()).ok());
                 match alert {
                     Some(a) => {
-                        let len = spool.push(&a, usize::MAX, &sink.config.name)?;
-                        sink.metrics.queue_depth.set(len as i64);
+                        spool.push(&a, usize::MAX, &sink.config.name, &sink.metrics.queue_depth)?;
                         n += 1;
                     }
                     None => {
