@@ -20,6 +20,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("models/data_download.toml", include_str!("../../models/data_download.toml")),
     ("models/job_runtime.toml", include_str!("../../models/job_runtime.toml")),
     ("models/cost.toml", include_str!("../../models/cost.toml")),
+    ("models/job_cost.toml", include_str!("../../models/job_cost.toml")),
     ("models/new_source.toml", include_str!("../../models/new_source.toml")),
     ("models/unusual_hours.toml", include_str!("../../models/unusual_hours.toml")),
     ("models/offboarded_principal.toml", include_str!("../../models/offboarded_principal.toml")),
@@ -222,7 +223,8 @@ impl Model {
 pub enum Key {
     /// One per principal.
     Principal,
-    /// One per principal and job (job runtime).
+    /// One per principal and job: each run (job runtime), or each hour of
+    /// a job's billed usage (job cost; usage of no job is not its business).
     PrincipalJob,
 }
 
@@ -373,8 +375,8 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         ),
         _ => {}
     }
-    if key == Some(Key::PrincipalJob) && signal != Some(Signal::JobRun) {
-        problems.push("key `key`: principal_job is only for signal job_run".into());
+    if key == Some(Key::PrincipalJob) && !matches!(signal, Some(Signal::JobRun | Signal::Cost)) {
+        problems.push("key `key`: principal_job is only for signals job_run and cost".into());
     }
     let matcher = match (model, raw.matcher) {
         (Some(Model::Match), Some(m)) => Some(super::rules::Matcher::from_raw(m, &mut problems)),

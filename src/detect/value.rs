@@ -15,7 +15,7 @@ use super::round2;
 use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
 use crate::baseline::value::{Forgetting, SeasonalValues, ValuePrediction};
-use crate::event::PrincipalKind;
+use crate::event::{PrincipalKind, Signal};
 use crate::time::{EventTime, MS_PER_HOUR};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -45,15 +45,15 @@ impl Pending {
     }
 }
 
-/// The baseline of one key: per-run values (runtimes) have no daily
-/// rhythm; hourly values (cost) do. The per-run one (about 560 bytes) is
-/// the common case, one per job, and stays inline; the hourly one (about
-/// 1.9 KB) is boxed.
+/// The baseline of one key. Per-job keys (a job's runs, a job's billed
+/// hours) learn hours of the day only: a job runs on its schedule, and
+/// there is one such baseline per job (about 560 bytes, inline). A
+/// principal's hourly cost has a weekly rhythm too (about 1.9 KB, boxed).
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Baseline {
-    Runs(SeasonalValues<0>),
-    Hourly(Box<SeasonalValues<168>>),
+    Daily(SeasonalValues<0>),
+    Weekly(Box<SeasonalValues<168>>),
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -100,6 +100,12 @@ pub struct Observation<'a> {
     pub evidence: &'a str,
 }
 
+/// Whether each observation is scored alone (a job run) rather than summed
+/// over its bucket (an hour of cost).
+fn per_run(def: &Definition) -> bool {
+    def.signal == Signal::JobRun
+}
+
 fn key_of(def: &Definition, principal: &str, job: &str) -> String {
     match def.key {
         Key::Principal => principal.to_owned(),
@@ -128,19 +134,22 @@ impl ValueDetector {
     /// once the watermark passed its end is not late: it is scored at
     /// that same watermark, in order).
     pub fn observe(&mut self, o: Observation<'_>) {
-        let (window_start, window_end) = match self.def.key {
-            Key::PrincipalJob => (o.start.0, o.end.0),
-            Key::Principal => {
-                let s = o.start.floor(self.def.bucket_ms).0;
-                (s, s + self.def.bucket_ms)
-            }
+        if self.def.key == Key::PrincipalJob && o.job.is_empty() {
+            return;
+        }
+        let per_run = per_run(&self.def);
+        let (window_start, window_end) = if per_run {
+            (o.start.0, o.end.0)
+        } else {
+            let s = o.start.floor(self.def.bucket_ms).0;
+            (s, s + self.def.bucket_ms)
         };
         if window_end <= self.scored_to {
             self.stats.late += 1;
             return;
         }
         let mut key = key_of(&self.def, o.principal, o.job);
-        if self.def.key == Key::PrincipalJob {
+        if per_run {
             // Each run is its own observation.
             key.push('\u{1f}');
             key.push_str(o.evidence);
@@ -149,7 +158,7 @@ impl ValueDetector {
         let p = self.pending.entry((window_end, key)).or_insert_with(|| Pending {
             principal: o.principal.to_owned(),
             kind: o.kind,
-            job: o.job.to_owned(),
+            job: if self.def.key == Key::PrincipalJob { o.job.to_owned() } else { String::new() },
             window_start,
             window_end,
             micros: 0,
@@ -187,21 +196,24 @@ impl ValueDetector {
         let def = &self.def;
         let state = self.keys.entry(key_of(def, &p.principal, &p.job)).or_insert_with(|| KeyState {
             baseline: match def.key {
-                Key::PrincipalJob => Baseline::Runs(SeasonalValues::default()),
-                Key::Principal => Baseline::Hourly(Box::default()),
+                Key::PrincipalJob => Baseline::Daily(SeasonalValues::default()),
+                Key::Principal => Baseline::Weekly(Box::default()),
             },
             suppressed_until: i64::MIN,
         });
         let at = EventTime(p.window_start);
+        // Runs forget per run; hourly values per day of event time.
+        let forgetting =
+            if per_run(def) { Forgetting::PerValue(def.forgetting) } else { Forgetting::PerDay(def.forgetting) };
         let (samples, prediction) = match &mut state.baseline {
-            Baseline::Runs(runs) => {
-                let before = (runs.samples(), runs.predict(at));
-                runs.update(at, p.value(), Forgetting::PerValue(def.forgetting));
+            Baseline::Daily(daily) => {
+                let before = (daily.samples(), daily.predict(at));
+                daily.update(at, p.value(), forgetting);
                 before
             }
-            Baseline::Hourly(hourly) => {
-                let before = (hourly.samples(), hourly.predict(at));
-                hourly.update(at, p.value(), Forgetting::PerDay(def.forgetting));
+            Baseline::Weekly(weekly) => {
+                let before = (weekly.samples(), weekly.predict(at));
+                weekly.update(at, p.value(), forgetting);
                 before
             }
         };
@@ -231,13 +243,21 @@ impl ValueDetector {
         self.stats.alerts += 1;
         let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
         let (low, high) = prediction.interval();
-        let summary = match def.key {
-            Key::PrincipalJob => runtime_summary(&p, &prediction, (low, high)),
-            Key::Principal => cost_summary(&p, &prediction, (low, high), samples),
+        let summary = if per_run(def) {
+            runtime_summary(&p, &prediction, (low, high))
+        } else {
+            cost_summary(&p, &prediction, (low, high), samples)
+        };
+        // Per-job alerts name the job in their id: two jobs of one
+        // principal can be unusual in the same hour, or start at the same
+        // second, and each is its own alert.
+        let subject = match def.key {
+            Key::Principal => p.principal.clone(),
+            Key::PrincipalJob => format!("{}\u{1f}{}", p.principal, p.job),
         };
         out.push(Alert {
             schema_version: SCHEMA_VERSION,
-            alert_id: alert_id(&def.name, &p.principal, p.window_start, &def.config_version),
+            alert_id: alert_id(&def.name, &subject, p.window_start, &def.config_version),
             detector: def.name.clone(),
             principal: p.principal.clone(),
             workspace_id: p.workspace.to_string(),
@@ -301,14 +321,16 @@ fn runtime_summary(p: &Pending, e: &ValuePrediction, (low, high): (f64, f64)) ->
 
 fn cost_summary(p: &Pending, e: &ValuePrediction, (low, high): (f64, f64), samples: f64) -> String {
     let unit = |v: f64| if p.priced { format!("${v:.2}") } else { format!("{v:.1} DBU") };
+    let subject = if p.job.is_empty() {
+        let w = who(p.kind);
+        let mut c = w.chars();
+        let w = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+        format!("{w} {}", p.principal)
+    } else {
+        format!("Job {} run as {} {}", p.job, who(p.kind), p.principal)
+    };
     format!(
-        "{} {} was billed {} between {} and {} ({} usage records), {:.1}× its usual {} an hour (95% range {}–{}), judged against {:.0} billed hours.",
-        {
-            let w = who(p.kind);
-            let mut c = w.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-        },
-        p.principal,
+        "{subject} was billed {} between {} and {} ({} usage records), {:.1}× its usual {} an hour (95% range {}–{}), judged against {:.0} billed hours.",
         unit(p.value()),
         EventTime(p.window_start),
         EventTime(p.window_end),
@@ -387,5 +409,53 @@ mod tests {
         assert_eq!(out[0].observed, 48.0);
         assert_eq!(out[0].context.evidence_total, 2);
         assert!(out[0].summary.contains("was billed $48.00"), "{}", out[0].summary);
+    }
+
+    #[test]
+    fn one_jobs_costly_hour_alerts_under_the_job_though_the_principals_bill_hides_it() {
+        // A principal runs twenty jobs of about $3 an hour, and usage of no
+        // job besides. Job 7 runs on a cluster ten times larger for an hour:
+        // the principal's bill grows by half, the job's tenfold.
+        let mut per_job = ValueDetector::new(def("job_cost"));
+        let mut whole = ValueDetector::new(def("cost"));
+        let (mut out, mut whole_out) = (Vec::new(), Vec::new());
+        let t0 = 1_704_067_200_000i64;
+        let jobs: Vec<String> = (0..20).map(|j| j.to_string()).collect();
+        for h in 0..200i64 {
+            let start = EventTime(t0 + h * MS_PER_HOUR);
+            let parts =
+                jobs.iter().map(|j| (j.as_str(), if h == 180 && j == "7" { 30.0 } else { 3.0 + (h % 3) as f64 * 0.1 }));
+            for (job, value) in parts.chain([("", 5.0)]) {
+                let o = Observation {
+                    principal: "etl-sp",
+                    kind: PrincipalKind::ServicePrincipal,
+                    job,
+                    start,
+                    end: EventTime(start.0 + MS_PER_HOUR),
+                    value,
+                    priced: true,
+                    workspace: 7,
+                    evidence: "row",
+                };
+                per_job.observe(o);
+                whole.observe(o);
+            }
+            let watermark = EventTime(t0 + (h + 1) * MS_PER_HOUR);
+            per_job.advance(watermark, |_| Some(EventTime(t0)), &mut out);
+            whole.advance(watermark, |_| Some(EventTime(t0)), &mut whole_out);
+        }
+        assert!(whole_out.is_empty(), "{whole_out:#?}");
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].observed, 30.0);
+        assert!(
+            out[0].summary.starts_with("Job 7 run as service principal etl-sp was billed $30.00"),
+            "{}",
+            out[0].summary
+        );
+        // One baseline per job; the usage of no job is not this detector's.
+        assert_eq!(per_job.keys(), 20);
+        // The id names the job: two jobs unusual in the same hour are two alerts.
+        let at = t0 + 180 * MS_PER_HOUR;
+        assert_eq!(out[0].alert_id, alert_id("job_cost", "etl-sp\u{1f}7", at, &out[0].context.config_version));
     }
 }
