@@ -45,6 +45,24 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The joint p-value of a bucket is conservative by construction (an
+    /// idle bucket is never small), so only its excess is checked: at most
+    /// 2α (for α down to 10⁻⁴, some 44 buckets here), and a principal at an hour it rarely works is not made rarer
+    /// than it is.
+    fn at_most(&self, what: &str) {
+        let alphas = [1e-2, 1e-3, 1e-4];
+        let mut report = format!("{what}: {} buckets", self.p.len());
+        for alpha in alphas {
+            report += &format!("; fraction with p ≤ {alpha:e}: {:.6}", self.fraction(alpha));
+        }
+        println!("{report}");
+        for alpha in alphas {
+            assert!(self.fraction(alpha) <= 2.0 * alpha, "{report}");
+        }
+    }
+}
+
 fn gamma_mean_one(rng: &mut ChaCha8Rng, shape: f64) -> f64 {
     Gamma::new(shape, 1.0 / shape).expect("valid gamma").sample(rng)
 }
@@ -57,7 +75,7 @@ enum Rhythm {
 }
 
 /// One principal's hourly counts over [`WEEKS`] weeks, scored online.
-fn count_series(rng: &mut ChaCha8Rng, tally: &mut Tally) {
+fn count_series(rng: &mut ChaCha8Rng, tally: &mut Tally, joint: &mut Tally) {
     let level = LogNormal::new(10f64.ln(), 0.9).unwrap().sample(rng).max(1.5);
     let (day_shape, hour_shape) = (rng.random_range(2.5..12.0), rng.random_range(1.5..10.0));
     let rhythm = if rng.random_bool(0.75) {
@@ -87,12 +105,16 @@ fn count_series(rng: &mut ChaCha8Rng, tally: &mut Tally) {
             let h = day * 24 + hour;
             let t = EventTime(T0 + h * MS_PER_HOUR);
             if count == 0 {
+                if h >= WARMUP_HOURS {
+                    joint.p.push(1.0);
+                }
                 model.update(t, 0, None, 0.95);
                 continue;
             }
             let p = model.predict(t, &prior);
             if h >= WARMUP_HOURS {
                 tally.p.push(p.p_value(count));
+                joint.p.push(p.active.clamp(0.0, 1.0) * p.p_value(count));
             }
             model.update(t, count, Some(&p), 0.95);
         }
@@ -103,11 +125,13 @@ fn count_series(rng: &mut ChaCha8Rng, tally: &mut Tally) {
 fn count_p_values_are_calibrated_on_overdispersed_seasonal_counts() {
     let mut rng = ChaCha8Rng::seed_from_u64(20261201);
     let mut tally = Tally { p: Vec::new() };
+    let mut joint = Tally { p: Vec::new() };
     for _ in 0..220 {
-        count_series(&mut rng, &mut tally);
+        count_series(&mut rng, &mut tally, &mut joint);
     }
     assert!(tally.p.len() > 100_000, "{}", tally.p.len());
     tally.check("counts (upper tail, mid-p)");
+    joint.at_most("counts over all buckets, P(active at that hour) · P(X ≥ x | active)");
 }
 
 /// Noise of a value series.
