@@ -254,10 +254,14 @@ impl Live {
         }
     }
 
+    /// The counters and the principals tracked, as they stand now (not as
+    /// of the last checkpoint: a gauge read after the last records must
+    /// count their principals).
     fn publish(&mut self) {
         for ((topic, partition), part) in &self.parts {
             self.metrics.publish(&format!("{topic}/{partition}"), &part.pipeline.stats);
         }
+        self.metrics.principals.set(self.parts.values().map(|p| p.pipeline.principals()).sum::<usize>() as i64);
     }
 
     /// Restores (or starts) the state of a newly assigned partition.
@@ -484,7 +488,6 @@ impl Live {
         self.metrics.checkpoint_bytes.set(written as i64);
         self.metrics.state_bytes.set(self.parts.values().map(|p| p.last_bytes).sum::<usize>() as i64);
         self.publish();
-        self.metrics.principals.set(self.parts.values().map(|p| p.pipeline.principals()).sum::<usize>() as i64);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.metrics.last_checkpoint.set(now as i64);
         if offsets.count() > 0 {
