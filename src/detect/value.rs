@@ -248,13 +248,10 @@ impl ValueDetector {
         } else {
             cost_summary(&p, &prediction, (low, high), samples)
         };
-        // Per-job alerts name the job in their id: two jobs of one
-        // principal can be unusual in the same hour, or start at the same
-        // second, and each is its own alert.
-        let subject = match def.key {
-            Key::Principal => p.principal.clone(),
-            Key::PrincipalJob => format!("{}\u{1f}{}", p.principal, p.job),
-        };
+        // Alerts name their key in their id: per-job alerts name the job,
+        // since two jobs of one principal can be unusual in the same hour,
+        // or start at the same second, and each is its own alert.
+        let subject = key_of(def, &p.principal, &p.job);
         out.push(Alert {
             schema_version: SCHEMA_VERSION,
             alert_id: alert_id(&def.name, &subject, p.window_start, &def.config_version),
