@@ -40,6 +40,7 @@ pub fn run(
         max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
         progress: true,
         parallel_decode: true,
+        sort: Some(crate::pipeline::SortOptions::default()),
     };
     let mut config = PipelineConfig::new(definitions);
     // Who may see what before the data begins: the generator's snapshot.

@@ -358,7 +358,7 @@ pub fn run(dir: &Path, mut config: PipelineConfig) -> anyhow::Result<Evaluation>
         let text = std::fs::read_to_string(&snapshot)?;
         config.access_snapshot.extend(crate::access::parse_snapshot(&snapshot.display().to_string(), &text)?);
     }
-    let lateness = config.allowed_lateness_ms;
+    let lateness = config.lateness.of(crate::event::Shape::AuditDelivery);
     let opts = ReplayOptions {
         inputs: vec![dir.join(LOGS_DIR)],
         alerts_out: None,
@@ -366,6 +366,7 @@ pub fn run(dir: &Path, mut config: PipelineConfig) -> anyhow::Result<Evaluation>
         max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
         progress: false,
         parallel_decode: true,
+        sort: Some(crate::pipeline::SortOptions::default()),
     };
     let report = replay(&opts, config)?;
     Ok(score(&report.alerts, &truth, lateness))
@@ -616,6 +617,7 @@ mod tests {
             severity: Severity::High,
             summary: String::new(),
             evidence: vec![],
+            corrects: None,
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: vec![],

@@ -209,6 +209,16 @@ impl Signals {
         self.0 == 0
     }
 
+    /// The set as bits (for compact encodings).
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set of `bits` (unknown bits are dropped).
+    pub fn from_bits(bits: u16) -> Signals {
+        Signals(bits & ((1 << Signal::ALL.len()) - 1))
+    }
+
     pub fn iter(self) -> impl Iterator<Item = Signal> {
         Signal::ALL.into_iter().filter(move |s| self.contains(*s))
     }
@@ -287,6 +297,12 @@ pub struct Event {
     pub start: EventTime,
     /// End of a usage window, run, or price validity (0 = open-ended).
     pub end: EventTime,
+    /// A billing row whose `record_type` is `RETRACTION` or `RESTATEMENT`:
+    /// it corrects an hour billed before.
+    pub correction: bool,
+    /// An audit event of a service the catalogue does not know: it feeds
+    /// only the detectors that need no service-specific knowledge.
+    pub unknown_service: bool,
 }
 
 fn opt(s: &str) -> Option<&str> {
@@ -325,6 +341,8 @@ impl Event {
         self.amount = 0.0;
         self.start = EventTime::default();
         self.end = EventTime::default();
+        self.correction = false;
+        self.unknown_service = false;
     }
 
     /// Puts the kept parameters in key order, one per key (the first), so

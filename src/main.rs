@@ -79,6 +79,21 @@ enum Command {
         /// Decode on the pipeline's own thread instead of one thread per input stream.
         #[arg(long)]
         inline_decode: bool,
+        /// Score records in the order the files hold them (streams merged
+        /// by event time as read), as live mode would see them delivered:
+        /// records out of order beyond the allowed lateness are late.
+        /// By default replay first sorts its whole input by event time,
+        /// so any row order gives the alerts of the sorted rows.
+        #[arg(long)]
+        as_delivered: bool,
+        /// Memory for sorting, in MiB (default 1024); past it sorted runs
+        /// are spilled to --spill-dir, about the input's decoded size.
+        #[arg(long, value_name = "MIB", default_value_t = 1024)]
+        sort_memory_mib: usize,
+        /// Directory for sort runs (default: the system temporary
+        /// directory); a fresh folder inside it is removed at the end.
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
         /// Configuration file: its [[sink]] tables and [delivery] section
         /// send the alerts to SIEMs, chat and files (README, "Sinks").
         #[arg(long, value_name = "FILE")]
@@ -421,9 +436,30 @@ fn detector_names(config: &PipelineConfig) -> Vec<&str> {
 /// What the detectors are told, shared by `replay` and `run`.
 #[derive(Debug, clap::Args)]
 struct DetectorArgs {
-    /// Minutes an event may arrive after later events and still be counted.
-    #[arg(long, default_value_t = 15)]
-    allowed_lateness_minutes: i64,
+    /// Minutes an audit event (both audit shapes) may arrive after the
+    /// newest event and still be counted. Shorthand for
+    /// `--lateness audit=MINUTES`.
+    #[arg(long, value_name = "MINUTES")]
+    allowed_lateness_minutes: Option<u32>,
+    /// Allowed lateness of one input shape, as SHAPE=MINUTES (repeatable).
+    /// SHAPE is `audit` (both audit shapes), `billing`, or a shape name:
+    /// audit_delivery, system_access_audit (default 15 each),
+    /// system_billing_usage (default 1440: usage rows are typically
+    /// available within 12 hours), system_lakeflow_job_run_timeline and
+    /// system_access_table_lineage (default 60). A detector waits for the
+    /// longest lateness of the shapes that feed it (or its own
+    /// `lateness_minutes`). Overrides the config file's `[time]` section.
+    #[arg(long = "lateness", value_name = "SHAPE=MINUTES")]
+    lateness: Vec<String>,
+    /// Hours of event time over which a record id delivered again is a
+    /// duplicate (default 72; never less than the longest lateness + 2).
+    #[arg(long, value_name = "HOURS")]
+    dedup_hours: Option<i64>,
+    /// Most record ids the duplicate filter holds per pipeline (default
+    /// 8388608, about 128 MiB); past it the oldest hour is forgotten early
+    /// and counted.
+    #[arg(long, value_name = "N")]
+    dedup_max_ids: Option<usize>,
     /// Detector definition files (TOML) to use instead of the built-in ones.
     #[arg(long = "model", value_name = "FILE")]
     models: Vec<PathBuf>,
@@ -441,6 +477,11 @@ struct DetectorArgs {
 impl DetectorArgs {
     /// Detector definitions, allowlist, access snapshots and lateness.
     fn pipeline_config(&self) -> Result<PipelineConfig> {
+        self.pipeline_config_with(&auditwatch::live::config::TimeSection::default())
+    }
+
+    /// [`DetectorArgs::pipeline_config`] with a config file's `[time]`.
+    fn pipeline_config_with(&self, time: &auditwatch::live::config::TimeSection) -> Result<PipelineConfig> {
         let mut config = PipelineConfig::new(load_definitions(&self.models)?);
         if let Some(path) = &self.allowlist {
             config.allowlist = load_allowlist(path, &config.definitions)?;
@@ -449,8 +490,35 @@ impl DetectorArgs {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             config.access_snapshot.extend(auditwatch::access::parse_snapshot(&path.display().to_string(), &text)?);
         }
-        config.allowed_lateness_ms = self.allowed_lateness_minutes * 60_000;
+        self.apply_time(&mut config, time)?;
         Ok(config)
+    }
+
+    /// Lateness and deduplication: the config file's `[time]` first, then
+    /// the flags.
+    fn apply_time(&self, config: &mut PipelineConfig, file: &auditwatch::live::config::TimeSection) -> Result<()> {
+        for (shape, minutes) in &file.lateness_minutes {
+            config
+                .lateness
+                .apply(&format!("{shape}={minutes}"))
+                .map_err(|e| anyhow::anyhow!("[time] lateness_minutes: {e}"))?;
+        }
+        if let Some(m) = self.allowed_lateness_minutes {
+            config
+                .lateness
+                .apply(&format!("audit={m}"))
+                .map_err(|e| anyhow::anyhow!("--allowed-lateness-minutes: {e}"))?;
+        }
+        for a in &self.lateness {
+            config.lateness.apply(a).map_err(|e| anyhow::anyhow!("--lateness {e}"))?;
+        }
+        if let Some(h) = self.dedup_hours.or(file.dedup_hours) {
+            config.dedup_hours = h.clamp(1, 24 * 30);
+        }
+        if let Some(n) = self.dedup_max_ids.or(file.dedup_max_ids) {
+            config.dedup_max_ids = n.max(1);
+        }
+        Ok(())
     }
 }
 
@@ -543,7 +611,7 @@ fn main() -> Result<()> {
                 live.checkpoint_interval = std::time::Duration::from_secs(s);
             }
             live.validate()?;
-            let pipeline = detectors.pipeline_config()?;
+            let pipeline = detectors.pipeline_config_with(&live.time)?;
             let mut delivery = sinks.delivery(config.as_deref(), &detector_names(&pipeline))?;
             delivery.spool_dir.get_or_insert_with(|| live.state_dir.join("spool"));
             delivery.drain_timeout.get_or_insert(DEFAULT_DRAIN);
@@ -574,6 +642,9 @@ fn main() -> Result<()> {
             print_alerts,
             no_progress,
             inline_decode,
+            as_delivered,
+            sort_memory_mib,
+            spill_dir,
             config: config_file,
             sinks,
             serve,
@@ -597,6 +668,10 @@ fn main() -> Result<()> {
                 max_record_bytes,
                 progress: !no_progress,
                 parallel_decode: !inline_decode,
+                sort: (!as_delivered).then(|| auditwatch::pipeline::SortOptions {
+                    memory_bytes: sort_memory_mib.saturating_mul(1 << 20),
+                    spill_dir: spill_dir.unwrap_or_else(std::env::temp_dir),
+                }),
             };
             let report = replay_to(&opts, config, &mut fanout, Some(&mut metrics))?;
             let delivery = fanout.finish(drain)?;

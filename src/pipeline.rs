@@ -19,7 +19,7 @@ use crate::detect::registry::{RegistryEvent, RegistryGuard};
 use crate::detect::rules::MatchRule;
 use crate::detect::share_down::{Flow, ShareDown};
 use crate::detect::value::{Observation, ValueDetector};
-use crate::detect::{DEFAULT_ALLOWED_LATENESS_MS, Watermark};
+use crate::detect::{Clock, Lateness, Offers};
 use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
 use crate::signal::job_runs::JobRun;
 use crate::signal::job_runs::JobRuns;
@@ -30,6 +30,7 @@ use crate::source::batched::Batched;
 use crate::source::chunked::ChunkedLines;
 use crate::source::files::{self, FileChain, SourceError};
 use crate::source::merge::{Merge, Merged};
+use crate::source::sort::Sorter;
 use crate::source::{Position, RecordStream};
 use crate::state::Interner;
 use crate::telemetry::Stats;
@@ -45,7 +46,8 @@ pub use checkpoint::CheckpointError;
 #[derive(Debug, Clone, Default)]
 pub struct PipelineConfig {
     pub definitions: Vec<Definition>,
-    pub allowed_lateness_ms: i64,
+    /// Allowed lateness per input shape (see `detect::Clock`).
+    pub lateness: Lateness,
     /// Only alerts whose window starts at or after this are emitted.
     pub from: Option<EventTime>,
     /// Events at or after this are skipped.
@@ -54,8 +56,12 @@ pub struct PipelineConfig {
     pub warmup_ms: i64,
     /// Only alerts about this principal (normalized like event principals).
     pub principal: Option<String>,
-    /// Event time over which duplicate record ids are recognised.
+    /// Event time over which duplicate record ids are recognised (at
+    /// least the longest lateness, so that nothing a detector would still
+    /// count can be counted twice).
     pub dedup_hours: i64,
+    /// Most record ids the duplicate filter holds (see `decode::dedup`).
+    pub dedup_max_ids: usize,
     /// Job runs still open after this long are abandoned.
     pub max_run_hours: i64,
     /// Alerts not to emit (see `detect::allowlist`).
@@ -68,12 +74,13 @@ impl PipelineConfig {
     pub fn new(definitions: Vec<Definition>) -> Self {
         PipelineConfig {
             definitions,
-            allowed_lateness_ms: DEFAULT_ALLOWED_LATENESS_MS,
+            lateness: Lateness::default(),
             from: None,
             to: None,
             warmup_ms: 14 * MS_PER_DAY,
             principal: None,
-            dedup_hours: 2,
+            dedup_hours: crate::decode::dedup::DEFAULT_WINDOW_HOURS,
+            dedup_max_ids: crate::decode::dedup::DEFAULT_MAX_IDS,
             max_run_hours: 72,
             allowlist: Allowlist::default(),
             access_snapshot: Vec::new(),
@@ -159,7 +166,7 @@ pub struct Pipeline {
     /// as actor or as the key of any signal.
     first_seen: Vec<EventTime>,
     dedup: Dedup,
-    watermark: Watermark,
+    clock: Clock,
     prices: PriceBook,
     runs: JobRuns,
     /// Reused buffer for runs handed on by `runs`.
@@ -170,8 +177,9 @@ pub struct Pipeline {
     novelty_detectors: Vec<NoveltyDetector>,
     access_rules: Vec<AccessRule>,
     match_rules: Vec<MatchRule>,
-    /// The earliest time a match rule has a bucket to close: with 45 rules,
-    /// asking each after every event costs more than the rules themselves.
+    /// The earliest frontier at which a match rule has a bucket to close:
+    /// with 45 rules, asking each after every event costs more than the
+    /// rules themselves.
     match_rules_due: i64,
     share_down: Vec<ShareDown>,
     jits: Vec<Jit>,
@@ -234,8 +242,11 @@ impl Pipeline {
                 .collect(),
             names: Interner::default(),
             first_seen: Vec::new(),
-            dedup: Dedup::new(config.dedup_hours),
-            watermark: Watermark::new(config.allowed_lateness_ms),
+            dedup: Dedup::new(
+                config.dedup_hours.max(config.lateness.max() / crate::time::MS_PER_HOUR + 2),
+                config.dedup_max_ids,
+            ),
+            clock: Clock::new(config.lateness),
             prices: PriceBook::default(),
             runs: JobRuns::new(config.max_run_hours),
             drained_runs: Vec::new(),
@@ -317,12 +328,15 @@ impl Pipeline {
             self.stats.filtered += 1;
             return Ok(());
         }
-        self.watermark.observe(ev.time);
-        let watermark = self.watermark.current();
+        self.clock.observe(shape, ev.time);
+        if ev.unknown_service {
+            self.stats.unknown_service(&ev.service);
+        }
         if !ev.signals.is_empty() {
             self.stats.with_signal += 1;
         }
         let before = out.len();
+        let mut offers = Offers::default();
         if !ev.job_id.is_empty() && !ev.charged_principal().is_empty() {
             self.learn_job_owner(ev);
         }
@@ -330,7 +344,7 @@ impl Pipeline {
             self.runs.observe(ev);
         }
         if shape == Shape::BillingUsage {
-            self.usage(ev);
+            self.usage(ev, &mut offers);
         }
         if shape == Shape::TableLineage {
             for d in &mut self.share_down {
@@ -342,6 +356,7 @@ impl Pipeline {
         // reuses its id and kind.
         let actor = (!ev.principal.is_empty())
             .then(|| intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time));
+        let clock = &self.clock;
         for d in &mut self.detectors {
             let signal = d.definition().signal;
             if !ev.signals.contains(signal) {
@@ -356,23 +371,27 @@ impl Pipeline {
                 _ => (intern_seen(&mut self.names, &mut self.first_seen, key, ev.time), PrincipalKind::classify(key)),
             };
             let groups = &self.peer_groups;
-            d.observe(id, kind, || groups.get(key).copied().unwrap_or(0), ev, watermark);
+            let wm = clock.watermark(d.definition());
+            offers.note(d.observe(id, kind, || groups.get(key).copied().unwrap_or(0), ev, wm));
         }
         if let Some(id) = actor
             && ev.signals.contains(Signal::Source)
         {
             for d in &mut self.novelty_detectors {
-                d.observe(id, ev.principal_kind, ev, watermark);
+                let wm = clock.watermark(d.definition());
+                offers.note(d.observe(id, ev.principal_kind, ev, wm));
             }
         }
         if let Some(id) = actor
             && ev.signals.contains(Signal::Activity)
         {
             for r in &mut self.access_rules {
-                r.observe(id, ev, watermark);
+                let wm = clock.watermark(r.definition());
+                offers.note(r.observe(id, ev, wm));
             }
             for j in &mut self.jits {
-                j.observe(id, ev, watermark);
+                let wm = clock.watermark(j.definition());
+                offers.note(j.observe(id, ev, wm));
             }
         }
         if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) {
@@ -380,7 +399,8 @@ impl Pipeline {
                 g.observe(ev);
             }
             for d in &mut self.share_down {
-                d.observe_audit(ev, &self.access, watermark);
+                let wm = clock.watermark(d.definition());
+                d.observe_audit(ev, &self.access, wm);
             }
             for &i in self.rule_index.candidates(ev) {
                 let rule = &mut self.match_rules[i];
@@ -392,16 +412,21 @@ impl Pipeline {
                     continue;
                 }
                 let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
-                rule.observe(id, PrincipalKind::classify(key), ev, watermark);
-                self.match_rules_due = self.match_rules_due.min(rule.due_at());
+                let lateness = clock.lateness_of(rule.definition());
+                offers.note(rule.observe(id, PrincipalKind::classify(key), ev, clock.at(lateness)));
+                self.match_rules_due = self.match_rules_due.min(rule.due_at().saturating_add(lateness));
             }
         }
-        self.advance(watermark, out);
+        self.advance(false, out);
         self.keep_alerts_from(before, out);
         self.since_expire += 1;
         if self.since_expire >= 65_536 {
             self.since_expire = 0;
             self.runs.expire(ev.time);
+        }
+        if offers.all_late() {
+            self.stats.late_by_shape[shape.index()] += 1;
+            return Err(QuarantineReason::Late);
         }
         Ok(())
     }
@@ -433,43 +458,65 @@ impl Pipeline {
         }
     }
 
-    /// Closes what the watermark has passed, in every detector.
-    fn advance(&mut self, watermark: EventTime, out: &mut Vec<Alert>) {
+    /// Closes what each detector's watermark has passed (`flush`: all of
+    /// it, at the end of input).
+    fn advance(&mut self, flush: bool, out: &mut Vec<Alert>) {
+        const END: EventTime = EventTime(i64::MAX / 2);
+        let clock = &self.clock;
+        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
         let first_new = out.len();
         // Runs that ended before the watermark are complete: every piece
         // of them has arrived. They reach the runtime detectors before
-        // those close anything at this watermark.
+        // those close anything at this watermark (the most advanced of
+        // theirs, so that no run reaches one of them late).
+        let runs_to = self
+            .value_detectors
+            .iter()
+            .filter(|d| d.definition().signal == Signal::JobRun)
+            .map(|d| wm(d.definition()))
+            .max()
+            .unwrap_or(if flush { END } else { clock.of_signal(Signal::JobRun) });
         let mut runs = std::mem::take(&mut self.drained_runs);
-        self.runs.drain(watermark, |run| runs.push(run));
+        self.runs.drain(runs_to, |run| runs.push(run));
         for run in runs.drain(..) {
             self.stats.job_runs_rebuilt += 1;
             self.job_run(run);
         }
         self.drained_runs = runs;
+        let clock = &self.clock;
+        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
         for d in &mut self.detectors {
-            d.advance(watermark, &self.names, &self.first_seen, out);
+            d.advance(wm(d.definition()), &self.names, &self.first_seen, out);
         }
         for d in &mut self.novelty_detectors {
-            d.advance(watermark, &self.names, &self.first_seen, out);
+            d.advance(wm(d.definition()), &self.names, &self.first_seen, out);
         }
         for r in &mut self.access_rules {
-            r.advance(watermark, &self.names, out);
+            r.advance(wm(r.definition()), &self.names, out);
         }
-        if watermark.0 >= self.match_rules_due {
+        if flush || clock.frontier().is_some_and(|f| f.0 >= self.match_rules_due) {
+            let mut due = i64::MAX;
             for r in &mut self.match_rules {
-                r.advance(watermark, &self.names, out);
+                let lateness = clock.lateness_of(r.definition());
+                r.advance(if flush { END } else { clock.at(lateness) }, &self.names, out);
+                due = due.min(r.due_at().saturating_add(lateness));
             }
-            self.match_rules_due = self.match_rules.iter().map(MatchRule::due_at).min().unwrap_or(i64::MAX);
+            self.match_rules_due = due;
         }
         for j in &mut self.jits {
-            j.advance(watermark, &self.names, out);
+            j.advance(wm(j.definition()), &self.names, out);
         }
         let (names, first_seen) = (&self.names, &self.first_seen);
         for d in &mut self.value_detectors {
-            d.advance(watermark, |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(), out);
+            d.advance(
+                wm(d.definition()),
+                |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(),
+                out,
+            );
         }
-        self.judge_and_enrich(out, first_new, watermark);
-        self.access.advance_to(watermark);
+        self.judge_and_enrich(out, first_new, flush);
+        let access_to = if flush { END } else { self.clock.of_signal(Signal::Activity) };
+        self.access.advance_to(access_to);
     }
 
     /// Judges the data flows the watermark has passed (share-down), and
@@ -478,30 +525,37 @@ impl Pipeline {
     /// look at first, and a higher severity for admins when the detector
     /// asks for it. Everything due at this watermark happened after the
     /// model's time, so taking flows and alerts in time order never needs
-    /// the model to go back.
-    fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, watermark: EventTime) {
+    /// the model to go back. (Cost alerts close a day behind the audit
+    /// stream: they see the model as the audit stream has advanced it.)
+    fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, flush: bool) {
+        const END: EventTime = EventTime(i64::MAX / 2);
         enum Item {
             Alert(usize),
             Flow(usize, Flow),
             Deadline(usize, TemporaryGrant),
             Registry(usize, RegistryEvent),
         }
+        let clock = &self.clock;
+        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
         let mut items: Vec<(i64, Item)> = Vec::new();
         for (i, a) in out.iter().enumerate().skip(first_new) {
             items.push((EventTime::parse(&a.window_end).map_or(i64::MIN, |t| t.0), Item::Alert(i)));
         }
         for (d, detector) in self.share_down.iter_mut().enumerate() {
-            for f in detector.take_due(watermark) {
+            let w = wm(detector.definition());
+            for f in detector.take_due(w) {
                 items.push((f.time, Item::Flow(d, f)));
             }
         }
         for (j, jit) in self.jits.iter_mut().enumerate() {
-            for (deadline, grant) in jit.take_due(watermark) {
+            let w = wm(jit.definition());
+            for (deadline, grant) in jit.take_due(w) {
                 items.push((deadline, Item::Deadline(j, grant)));
             }
         }
         for (g, guard) in self.registry_guards.iter_mut().enumerate() {
-            for e in guard.take_due(watermark) {
+            let w = wm(guard.definition());
+            for e in guard.take_due(w) {
                 items.push((e.time, Item::Registry(g, e)));
             }
         }
@@ -595,13 +649,14 @@ impl Pipeline {
                 priced: true,
                 workspace: run.workspace,
                 evidence: &run.run_id,
+                correction: false,
             });
         }
     }
 
     /// A billing row: priced, and summed per run-as principal and hour by
     /// the cost detectors.
-    fn usage(&mut self, ev: &Event) {
+    fn usage(&mut self, ev: &Event, offers: &mut Offers) {
         let start = if ev.start.0 != 0 { ev.start } else { EventTime(ev.time.0 - 1) };
         let price = self.prices.price(&ev.sku, start);
         match price {
@@ -613,7 +668,7 @@ impl Pipeline {
             return;
         }
         for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::Cost) {
-            d.observe(Observation {
+            offers.note(d.observe(Observation {
                 principal,
                 kind: PrincipalKind::classify(principal),
                 job: &ev.job_id,
@@ -623,7 +678,8 @@ impl Pipeline {
                 priced: price.is_some(),
                 workspace: ev.workspace,
                 evidence: &ev.id,
-            });
+                correction: ev.correction,
+            }));
         }
     }
 
@@ -657,15 +713,9 @@ impl Pipeline {
     /// End of input: closes every open bucket.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
-        self.advance(EventTime(i64::MAX / 2), out);
+        self.advance(true, out);
         self.keep_alerts_from(before, out);
-        self.stats.late = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>()
-            + self.match_rules.iter().map(|r| r.stats.late).sum::<u64>();
-        self.stats.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
-            + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>();
+        self.refresh_stats();
         self.stats.allowlisted = self
             .config
             .allowlist
@@ -679,6 +729,32 @@ impl Pipeline {
         self.stats.runs_unpaired = self.runs.unpaired;
         self.stats.runs_abandoned = self.runs.abandoned;
         self.stats.principals = self.names.len() as u64;
+    }
+
+    /// Brings the counters the detectors keep (late offers, buckets
+    /// scored, corrections) into `stats`. Cheap (a sum over detectors):
+    /// live mode calls it every second, so the counters move while it runs.
+    pub fn refresh_stats(&mut self) {
+        let s = &mut self.stats;
+        s.late_offers = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>()
+            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>()
+            + self.match_rules.iter().map(|r| r.stats.late).sum::<u64>()
+            + self.jits.iter().map(|j| j.stats.late).sum::<u64>();
+        s.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
+            + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
+            + self.access_rules.iter().map(|r| r.stats.buckets_scored).sum::<u64>()
+            + self.value_detectors.iter().map(|d| d.stats.scored).sum::<u64>();
+        s.corrections = self.value_detectors.iter().map(|d| d.stats.corrections).sum();
+        s.verdicts_changed = self.value_detectors.iter().map(|d| d.stats.verdicts_changed).sum();
+        s.dedup_ids = self.dedup.len() as u64;
+        s.dedup_evicted = self.dedup.evicted();
+    }
+
+    /// The newest event time seen, and the lateness per shape.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Principals with state.
@@ -727,6 +803,25 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Decode each stream on its own thread (see `source::batched`).
     pub parallel_decode: bool,
+    /// Sort the whole input by event time first (the default), so that
+    /// row order does not matter; `None` replays as delivered, the way
+    /// live mode would see it.
+    pub sort: Option<SortOptions>,
+}
+
+/// How replay orders its input in bounded memory (see `source::sort`).
+#[derive(Debug, Clone)]
+pub struct SortOptions {
+    /// Encoded events held in memory before a sorted run is spilled.
+    pub memory_bytes: usize,
+    /// Where the runs go (a fresh directory inside, removed at the end).
+    pub spill_dir: PathBuf,
+}
+
+impl Default for SortOptions {
+    fn default() -> Self {
+        SortOptions { memory_bytes: crate::source::sort::DEFAULT_MEMORY_BYTES, spill_dir: std::env::temp_dir() }
+    }
 }
 
 /// The result of a replay.
@@ -737,14 +832,75 @@ pub struct ReplayReport {
     pub seconds: f64,
     /// Input files that could not be opened at all.
     pub unreadable_files: Vec<String>,
+    /// Bytes the sort spilled to disk (0 when the input fit in memory).
+    pub spilled_bytes: u64,
 }
 
 /// Replays files through the pipeline. Files are grouped into streams by
 /// folder and by the shape of their first record; list-price streams are
-/// read first (they price everything after them), all other streams are
-/// merged by event time.
+/// read first (they price everything after them), then every other
+/// record, sorted by event time (see [`SortOptions`]) or merged as
+/// delivered.
 pub fn replay(opts: &ReplayOptions, config: PipelineConfig) -> Result<ReplayReport, ReplayError> {
     replay_to(opts, config, &mut FanOut::none(), None)
+}
+
+/// Where one replay's events and alerts go.
+struct ReplayRun<'a> {
+    pipeline: Pipeline,
+    quarantine: Option<QuarantineFile>,
+    sink: Option<AlertFile>,
+    sinks: &'a mut FanOut,
+    metrics: Option<&'a mut crate::telemetry::metrics::Metrics>,
+    alerts: Vec<Alert>,
+    all_alerts: Vec<Alert>,
+    records: u64,
+    scored_published: u64,
+}
+
+impl ReplayRun<'_> {
+    fn event(&mut self, ev: &Event) -> Result<(), ReplayError> {
+        self.records += 1;
+        if let Err(reason) = self.pipeline.event(ev, &mut self.alerts)
+            && let Some(q) = self.quarantine.as_mut()
+        {
+            let origin = if reason == QuarantineReason::Late { "late" } else { "dedup" };
+            let position = Position { origin: origin.into(), record: self.records };
+            q.write(reason, &position, describe(ev).as_bytes())?;
+        }
+        self.emit()?;
+        if self.records.is_multiple_of(16_384)
+            && let Some(m) = self.metrics.as_deref_mut()
+        {
+            publish_replay(m, &mut self.pipeline, &mut self.scored_published);
+        }
+        Ok(())
+    }
+
+    fn quarantined(&mut self, reason: QuarantineReason, raw: &[u8], position: &Position) -> Result<(), ReplayError> {
+        self.records += 1;
+        self.pipeline.quarantined(reason);
+        if let Some(m) = self.metrics.as_deref_mut() {
+            m.quarantined.with_label_values(&[reason.name()]).inc();
+            m.records.with_label_values(&["quarantined"]).inc();
+        }
+        if let Some(q) = self.quarantine.as_mut() {
+            q.write(reason, position, raw)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Result<(), ReplayError> {
+        if self.alerts.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = self.metrics.as_deref_mut() {
+            for a in &self.alerts {
+                m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
+            }
+        }
+        Ok(emit(&mut self.alerts, &mut self.sink, self.sinks, &mut self.all_alerts)?)
+    }
 }
 
 /// [`replay`], handing every alert to `sinks` as it is raised (the caller
@@ -754,7 +910,7 @@ pub fn replay_to(
     opts: &ReplayOptions,
     config: PipelineConfig,
     sinks: &mut FanOut,
-    mut metrics: Option<&mut crate::telemetry::metrics::Metrics>,
+    metrics: Option<&mut crate::telemetry::metrics::Metrics>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let files = files::discover(&opts.inputs)?;
@@ -762,11 +918,17 @@ pub fn replay_to(
     let groups = files::group_streams(files, opts.max_record_bytes);
     let (prices, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.shape == Some(Shape::ListPrice));
 
-    let mut pipeline = Pipeline::new(config);
-    let mut quarantine = opts.quarantine.as_deref().map(QuarantineFile::create).transpose()?;
-    let mut sink = opts.alerts_out.as_deref().map(AlertFile::create).transpose()?;
-    let mut alerts = Vec::new();
-    let mut all_alerts = Vec::new();
+    let mut run = ReplayRun {
+        pipeline: Pipeline::new(config),
+        quarantine: opts.quarantine.as_deref().map(QuarantineFile::create).transpose()?,
+        sink: opts.alerts_out.as_deref().map(AlertFile::create).transpose()?,
+        sinks,
+        metrics,
+        alerts: Vec::new(),
+        all_alerts: Vec::new(),
+        records: 0,
+        scored_published: 0,
+    };
     let progress = progress_bar(opts.progress, total_bytes);
 
     let chains = |groups: Vec<files::StreamFiles>| -> Vec<Box<dyn RecordStream + Send>> {
@@ -774,72 +936,59 @@ pub fn replay_to(
     };
     let phases = [chains(prices), chains(others)];
     let mut bytes_done = 0;
-    let mut records: u64 = 0;
-    let mut scored_published = 0;
+    let mut spilled_bytes = 0;
+    let mut slot = Event::default();
     for streams in phases {
         let mut merge = Merge::new(streams);
+        let mut sorter = opts.sort.as_ref().map(|s| Sorter::new(s.memory_bytes, &s.spill_dir));
+        let mut read: u64 = 0;
         while let Some(item) = merge.next() {
-            records += 1;
+            read += 1;
             match item {
-                Merged::Event(ev) => {
-                    if pipeline.event(ev, &mut alerts) == Err(QuarantineReason::Duplicate)
-                        && let Some(q) = quarantine.as_mut()
-                    {
-                        let position = Position { origin: "dedup".into(), record: records };
-                        q.write(QuarantineReason::Duplicate, &position, describe(ev).as_bytes())?;
-                    }
-                }
-                Merged::Quarantined { reason, raw, position } => {
-                    pipeline.quarantined(reason);
-                    if let Some(m) = metrics.as_deref_mut() {
-                        m.quarantined.with_label_values(&[reason.name()]).inc();
-                        m.records.with_label_values(&["quarantined"]).inc();
-                    }
-                    if let Some(q) = quarantine.as_mut() {
-                        q.write(reason, &position, raw)?;
-                    }
-                }
+                Merged::Event(ev) => match sorter.as_mut() {
+                    Some(s) => s.push(ev).map_err(|e| SourceError::Io { path: "sort".into(), source: e })?,
+                    None => run.event(ev)?,
+                },
+                Merged::Quarantined { reason, raw, position } => run.quarantined(reason, raw, &position)?,
             }
-            if !alerts.is_empty() {
-                if let Some(m) = metrics.as_deref_mut() {
-                    for a in &alerts {
-                        m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
-                    }
-                }
-                emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
-            }
-            if records.is_multiple_of(16_384) {
-                if let Some(m) = metrics.as_deref_mut() {
-                    publish_replay(m, &pipeline, &mut scored_published);
-                }
+            if read.is_multiple_of(16_384) {
                 progress.set_position(bytes_done + merge.bytes_read());
-                progress.set_message(format!("{:.0} records/s", records as f64 / started.elapsed().as_secs_f64()));
+                progress.set_message(format!("{:.0} records/s", read as f64 / started.elapsed().as_secs_f64()));
             }
         }
         bytes_done += merge.bytes_read();
-    }
-    pipeline.finish(&mut alerts);
-    if let Some(m) = metrics {
-        for a in &alerts {
-            m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
+        if let Some(s) = sorter {
+            progress.set_message("scoring in event-time order");
+            let spill_err = |e| SourceError::Io { path: "sort".into(), source: e };
+            let mut sorted = s.finish().map_err(spill_err)?;
+            spilled_bytes += sorted.spilled_bytes();
+            while sorted.next(&mut slot).map_err(spill_err)? {
+                run.event(&slot)?;
+            }
         }
-        publish_replay(m, &pipeline, &mut scored_published);
     }
-    emit(&mut alerts, &mut sink, sinks, &mut all_alerts)?;
+    let mut pipeline = run.pipeline;
+    pipeline.finish(&mut run.alerts);
+    run.pipeline = pipeline;
+    if let Some(m) = run.metrics.as_deref_mut() {
+        publish_replay(m, &mut run.pipeline, &mut run.scored_published);
+    }
+    run.emit()?;
     progress.finish_and_clear();
-    if let Some(s) = sink {
+    if let Some(s) = run.sink {
         s.finish()?;
     }
-    if let Some(q) = quarantine {
+    if let Some(q) = run.quarantine {
         q.finish()?;
     }
-    let mut stats = pipeline.stats.clone();
+    let mut stats = run.pipeline.stats.clone();
     stats.bytes = bytes_done;
     Ok(ReplayReport {
         stats,
-        alerts: all_alerts,
+        alerts: run.all_alerts,
         seconds: started.elapsed().as_secs_f64(),
         unreadable_files: Vec::new(),
+        spilled_bytes,
     })
 }
 
@@ -862,7 +1011,8 @@ fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions) -> Box<dyn RecordStrea
 }
 
 /// A replay's counts into the served metrics.
-fn publish_replay(m: &mut crate::telemetry::metrics::Metrics, pipeline: &Pipeline, scored_published: &mut u64) {
+fn publish_replay(m: &mut crate::telemetry::metrics::Metrics, pipeline: &mut Pipeline, scored_published: &mut u64) {
+    pipeline.refresh_stats();
     m.publish("replay", &pipeline.stats);
     m.principals.set(pipeline.principals() as i64);
     let scored = pipeline.stats.events();

@@ -97,11 +97,15 @@ fn closed_by(all: Vec<String>, sent: &Path) -> Vec<String> {
         .filter_map(|l| auditwatch::decode::decode_json(l.as_bytes(), &mut ev).ok().map(|_| ev.time.0))
         .max()
         .unwrap();
-    let watermark = auditwatch::time::EventTime(newest - 15 * 60_000).to_string();
+    // Audit detectors wait 15 minutes; cost detectors wait a day for
+    // billing rows (the default lateness of system.billing.usage).
+    let audit = auditwatch::time::EventTime(newest - 15 * 60_000).to_string();
+    let billing = auditwatch::time::EventTime(newest - 24 * 3_600_000).to_string();
     all.into_iter()
         .filter(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["window_end"].as_str().unwrap() <= watermark.as_str()
+            let cost = matches!(v["detector"].as_str(), Some("cost" | "job_cost"));
+            v["window_end"].as_str().unwrap() <= if cost { billing.as_str() } else { audit.as_str() }
         })
         .collect()
 }
@@ -574,7 +578,15 @@ fn metrics_health_and_readiness_are_served_while_running() {
         assert!(start.elapsed() < Duration::from_secs(60), "never ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let n = produce(bootstrap, &t, &[&logs], &[]);
+    let mut n = produce(bootstrap, &t, &[&logs], &[]);
+    // One login a month before everything else: late for every detector.
+    let late = dir.path().join("late.jsonl");
+    std::fs::write(
+        &late,
+        r#"{"timestamp":1701388800000,"serviceName":"accounts","actionName":"login","requestId":"late-1","userIdentity":{"email":"late@acme.example"},"sourceIPAddress":"10.0.0.1","response":{"statusCode":200}}"#,
+    )
+    .unwrap();
+    n += produce(bootstrap, &t, &[&late], &[]);
     wait_for_checkpoint(&state, &mut live);
     // Wait for the records to be read, a checkpoint to report them, and
     // the client's periodic statistics to have reported the lag.
@@ -588,6 +600,14 @@ fn metrics_health_and_readiness_are_served_while_running() {
         body = http_get(&addr, "/metrics").unwrap().1;
     }
     assert_eq!(sample(&body, "auditwatch_partitions_assigned", ""), Some(1.0), "{body}");
+    // The pipeline's counters move while `run` runs, not only at its end.
+    while sample(&body, "auditwatch_late_events_total", "shape=\"audit_delivery\"") != Some(1.0) {
+        assert!(start.elapsed() < Duration::from_secs(120), "the late record is never counted:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+        body = http_get(&addr, "/metrics").unwrap().1;
+    }
+    assert!(sample(&body, "auditwatch_buckets_scored_total", "").is_some_and(|v| v >= 100.0), "{body}");
+    assert_eq!(sample(&body, "auditwatch_late_events_total", "shape=\"system_billing_usage\""), Some(0.0), "{body}");
     assert!(sample(&body, "auditwatch_alerts_total", "severity=").is_some_and(|v| v >= 1.0), "{body}");
     assert!(sample(&body, "auditwatch_principals_tracked", "").is_some_and(|v| v >= 30.0), "{body}");
     assert!(sample(&body, "auditwatch_last_checkpoint_timestamp_seconds", "").is_some_and(|v| v > 1.7e9), "{body}");
@@ -775,4 +795,98 @@ fn every_dashboard_and_rule_query_returns_data_from_a_real_prometheus() {
     live.signal("TERM");
     let (ok, err) = live.finish();
     assert!(ok, "{err}");
+}
+
+/// Billing rows produced 20 hours behind the audit stream they go with
+/// (usage rows are typically available within 12 hours) still raise the
+/// cost alerts replay raises; a `RETRACTION`/`RESTATEMENT` pair that
+/// arrives 30 hours after its hour raises a new alert naming the one it
+/// corrects, and the original is not rewritten.
+#[test]
+fn billing_a_day_behind_still_raises_cost_and_a_restatement_names_what_it_corrects() {
+    use auditwatch::event::{Event, Shape};
+    let bootstrap = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = generate(&dir.path().join("gen"), 13, 10, 30);
+    let replayed = replay(&[&logs], dir.path());
+    let parsed: Vec<serde_json::Value> = replayed.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let cost: Vec<&serde_json::Value> =
+        parsed.iter().filter(|a| matches!(a["detector"].as_str(), Some("cost" | "job_cost"))).collect();
+    let target = *cost.iter().find(|a| a["detector"] == "cost").expect("seed 13 raises a cost alert");
+    let hour = |key: &str| target[key].as_str().unwrap().to_owned();
+    let (principal, start, end) = (hour("principal"), hour("window_start"), hour("window_end"));
+    let end_ms = auditwatch::time::EventTime::parse(&end).unwrap().0;
+    let ratio = target["expected"].as_f64().unwrap() / target["observed"].as_f64().unwrap();
+
+    // Every record, keyed by when it is produced: billing 20 h late.
+    let mut keyed: Vec<(i64, String)> = Vec::new();
+    let mut prices = Vec::new();
+    let mut ev = Event::default();
+    for f in walk(&logs) {
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let Ok(shape) = auditwatch::decode::decode_json(line.as_bytes(), &mut ev) else { continue };
+            match shape {
+                Shape::ListPrice => prices.push(line.to_owned()),
+                Shape::BillingUsage => {
+                    keyed.push((ev.time.0 + 20 * 3_600_000, line.to_owned()));
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if v["identity_metadata"]["run_as"] == principal.as_str() && v["usage_start_time"] == start.as_str()
+                    {
+                        // Databricks' correction pair: the original withdrawn, a smaller figure restated.
+                        let q = v["usage_quantity"].as_f64().unwrap();
+                        for (kind, quantity) in [("RETRACTION", -q), ("RESTATEMENT", q * ratio)] {
+                            let mut c = v.clone();
+                            c["record_type"] = kind.into();
+                            c["usage_quantity"] = quantity.into();
+                            c["record_id"] = format!("{}-{kind}", v["record_id"].as_str().unwrap()).into();
+                            keyed.push((end_ms + 30 * 3_600_000, c.to_string()));
+                        }
+                    }
+                }
+                _ => keyed.push((ev.time.0, line.to_owned())),
+            }
+        }
+    }
+    assert!(keyed.iter().any(|(_, l)| l.contains("RESTATEMENT")));
+    keyed.sort();
+    let ordered = dir.path().join("ordered.jsonl");
+    let lines: Vec<&str> = prices.iter().map(String::as_str).chain(keyed.iter().map(|(_, l)| l.as_str())).collect();
+    std::fs::write(&ordered, lines.join("\n") + "\n").unwrap();
+
+    let t = topic(PORT, 1);
+    produce(bootstrap, &t, &[&ordered], &["--as-is"]);
+    let (state, out, q) = (dir.path().join("state"), dir.path().join("live.jsonl"), dir.path().join("q.jsonl"));
+    let q_s = q.to_str().unwrap();
+    run_to_end(run(
+        bootstrap,
+        &unique("g"),
+        &state,
+        &out,
+        &["--topic", &t, "--quarantine", q_s, "--exit-when-idle", "3"],
+    ));
+    let live = alerts(&out);
+    let live_ids = alert_ids(&live);
+    for a in &cost {
+        let id = a["alert_id"].as_str().unwrap();
+        assert!(live_ids.iter().any(|l| l == id), "cost alert {id} of replay is missing live:\n{live:#?}");
+    }
+    let fixes: Vec<serde_json::Value> = live
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a.get("corrects").is_some())
+        .collect();
+    let fix = fixes
+        .iter()
+        .find(|a| a["corrects"] == target["alert_id"])
+        .unwrap_or_else(|| panic!("no correction of {}: {fixes:#?}", target["alert_id"]));
+    assert_eq!(fix["detector"], "cost");
+    assert_eq!(fix["severity"], "info");
+    assert!(fix["summary"].as_str().unwrap().contains("no longer holds"), "{fix}");
+    assert_ne!(fix["alert_id"], target["alert_id"]);
+    let late_billing = std::fs::read_to_string(&q)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""reason":"late""#) && l.contains("usage_quantity"))
+        .count();
+    assert_eq!(late_billing, 0, "no billing row is late");
 }

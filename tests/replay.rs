@@ -256,3 +256,53 @@ fn replay_serves_its_metrics_while_working_and_lingers() {
     assert!(value("auditwatch_principals_tracked") >= 25.0, "{metrics}");
     assert_eq!(value("auditwatch_records_total{outcome=\"scored\"}"), value("auditwatch_events_total"), "{metrics}");
 }
+
+/// Databricks adds audit services every quarter. A removed user acting
+/// through a service the catalogue has never heard of is still seen: its
+/// events are decoded, counted, and reach the offboarded-principal rule;
+/// none is quarantined.
+#[test]
+fn an_offboarded_user_acting_through_an_undocumented_service_is_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = t("2024-03-04T09:00:00Z");
+    let line = |minute: i64, actor: &str, service: &str, action: &str, params: &str, id: &str| {
+        format!(
+            r#"{{"timestamp":{},"workspaceId":"7","serviceName":"{service}","actionName":"{action}","userAgent":"Mozilla/5.0 Chrome/120.0","sourceIPAddress":"10.1.2.3","userIdentity":{{"email":"{actor}"}},"requestId":"{id}","requestParams":{{{params}}},"response":{{"statusCode":200}}}}"#,
+            base + minute * 60_000
+        )
+    };
+    let lines = [
+        line(0, "leaver@acme.example", "unityCatalog", "getTable", r#""full_name_arg":"main.hr.pay""#, "r-before"),
+        line(
+            30,
+            "admin@acme.example",
+            "accounts",
+            "delete",
+            r#""targetUserName":"leaver@acme.example","endpoint":"/users""#,
+            "r-removal",
+        ),
+        line(40, "leaver@acme.example", "agentBricksStudio", "createAgent", r#""name":"exfil""#, "r-new-1"),
+        line(45, "leaver@acme.example", "agentBricksStudio", "queryAgent", "", "r-new-2"),
+        line(200, "someone@acme.example", "notebook", "runCommand", "", "r-later"),
+    ];
+    let input = dir.path().join("audit.json");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let (alerts, quarantine) = (dir.path().join("a.jsonl"), dir.path().join("q.jsonl"));
+    let summary = auditwatch(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--alerts-out",
+        alerts.to_str().unwrap(),
+        "--quarantine",
+        quarantine.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    let got = read_jsonl(&alerts);
+    let off: Vec<&serde_json::Value> = got.iter().filter(|a| a["detector"] == "offboarded_principal").collect();
+    assert_eq!(off.len(), 1, "{got:#?}");
+    assert_eq!(off[0]["principal"], "leaver@acme.example");
+    assert_eq!(off[0]["evidence"], serde_json::json!(["r-new-1", "r-new-2"]));
+    assert_eq!(std::fs::read_to_string(&quarantine).unwrap_or_default().lines().count(), 0, "nothing quarantined");
+    assert!(summary.contains("quarantined by reason (0 total)"), "{summary}");
+    assert!(summary.contains("unknown services  2 events") && summary.contains("agentBricksStudio 2"), "{summary}");
+}

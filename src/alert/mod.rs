@@ -84,6 +84,12 @@ pub struct Alert {
     pub summary: String,
     /// Ids (`requestId`/`event_id`) of the events behind the alert.
     pub evidence: Vec<String>,
+    /// The alert this one corrects: set when a billing correction
+    /// (`RETRACTION`/`RESTATEMENT` rows) changed the verdict of an hour
+    /// already judged. Alerts are never rewritten; the correction is a new
+    /// alert that names the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<String>,
     pub context: AlertContext,
 }
 

@@ -45,8 +45,10 @@ pub enum QuarantineReason {
     TimeOutOfRange,
     /// A key the shape requires is absent (e.g. `actionName`, `sku_name`).
     MissingField,
-    /// A service name that is not in the audit log catalogue.
-    UnknownService,
+    /// Not refused but written beside the refused records: an event whose
+    /// buckets had closed in every detector that wanted it (late beyond
+    /// every allowed lateness). Counted per shape, not as quarantined.
+    Late,
     /// The same record id was seen before within the deduplication window.
     Duplicate,
     /// A Parquet file or row group that could not be read.
@@ -66,7 +68,7 @@ impl QuarantineReason {
         QuarantineReason::BadTime,
         QuarantineReason::TimeOutOfRange,
         QuarantineReason::MissingField,
-        QuarantineReason::UnknownService,
+        QuarantineReason::Late,
         QuarantineReason::Duplicate,
         QuarantineReason::BadParquet,
     ];
@@ -85,7 +87,7 @@ impl QuarantineReason {
             QuarantineReason::BadTime => "bad_time",
             QuarantineReason::TimeOutOfRange => "time_out_of_range",
             QuarantineReason::MissingField => "missing_field",
-            QuarantineReason::UnknownService => "unknown_service",
+            QuarantineReason::Late => "late",
             QuarantineReason::Duplicate => "duplicate",
             QuarantineReason::BadParquet => "bad_parquet",
         }
@@ -299,7 +301,16 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
         .and_then(|r| text(&r.status_code))
         .and_then(|v| v.as_i64())
         .and_then(|n| u16::try_from(n).ok());
-    ev.signals = catalog::lookup(&ev.service, &ev.action, ev.failed()).ok_or(QuarantineReason::UnknownService)?;
+    // A service missing from the catalogue (Databricks adds some every
+    // quarter) is still data: it feeds the detectors that need no
+    // service-specific knowledge (activity, source, access rules).
+    ev.signals = match catalog::lookup(&ev.service, &ev.action, ev.failed()) {
+        Some(signals) => signals,
+        None => {
+            ev.unknown_service = true;
+            crate::event::Signals::EMPTY
+        }
+    };
     ev.workspace = workspace_of(ws);
     put(&mut ev.source_ip, ip);
     put(&mut ev.user_agent, ua);
@@ -405,6 +416,9 @@ fn normalize_usage(raw: &RawRecord<'_>, ev: &mut Event) -> Result<(), Quarantine
     };
     ev.time = time_of(&raw.usage_end_time)?;
     ev.start = optional_time(&raw.usage_start_time)?;
+    ev.correction = text(&raw.record_type)
+        .and_then(|v| v.as_str())
+        .is_some_and(|t| t.eq_ignore_ascii_case("RETRACTION") || t.eq_ignore_ascii_case("RESTATEMENT"));
     ev.workspace = workspace_of(&raw.workspace_id);
     put(&mut ev.id, &raw.record_id);
     if let Some(meta) = &raw.identity_metadata {

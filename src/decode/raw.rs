@@ -346,6 +346,9 @@ pub struct RawRecord<'a> {
     pub usage_end_time: Text<'a>,
     #[serde(borrow)]
     pub usage_metadata: Option<Obj<RawUsageMetadata<'a>>>,
+    /// `ORIGINAL`, `RETRACTION` or `RESTATEMENT`.
+    #[serde(borrow)]
+    pub record_type: Text<'a>,
 
     // --- system.billing.list_prices ---
     #[serde(borrow)]

@@ -104,10 +104,6 @@ fn each_bad_input_has_its_reason() {
         ),
         (br#"{"timestamp":1704067200000,"serviceName":"accounts"}"#, QuarantineReason::MissingField),
         (
-            br#"{"timestamp":1704067200000,"serviceName":"madeUpService","actionName":"x"}"#,
-            QuarantineReason::UnknownService,
-        ),
-        (
             br#"{"sku_name":"X","usage_end_time":"2024-01-01T00:00:00Z","usage_quantity":"lots"}"#,
             QuarantineReason::WrongType,
         ),

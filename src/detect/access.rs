@@ -6,10 +6,10 @@
 //! outcome does not depend on arrival order) and alert on facts, not
 //! probabilities: their alerts carry score 100 and p-value 0.
 
-use super::Fact;
 use super::buckets::{Bucket, Table, Wheel, existing, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
+use super::{Fact, Fed};
 use crate::access::Change;
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
@@ -153,10 +153,10 @@ impl AccessRule {
     }
 
     /// Counts an action of `principal`.
-    pub fn observe(&mut self, principal: PrincipalId, ev: &Event, watermark: EventTime) {
+    pub fn observe(&mut self, principal: PrincipalId, ev: &Event, watermark: EventTime) -> Fed {
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         };
         let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind: ev.principal_kind,
@@ -183,6 +183,7 @@ impl AccessRule {
                 }
             }
         }
+        Fed::Taken
     }
 
     /// Closes every bucket that ends at or before `watermark`.

@@ -178,6 +178,7 @@ expires = "2024-01-10T18:00:00Z"
             severity: Severity::Medium,
             summary: String::new(),
             evidence: Vec::new(),
+            corrects: None,
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: Vec::new(),

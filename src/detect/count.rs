@@ -31,7 +31,7 @@
 use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::{Definition, Model};
 use super::evidence::Evidence;
-use super::round2;
+use super::{Fed, round2};
 use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::activity::{ActivityPrior, BINS, SeasonalActivity, Timing, bin_of};
 use crate::baseline::calibrate::{Exceedances, OwnTail};
@@ -375,10 +375,10 @@ impl CountDetector {
         group: impl FnOnce() -> u32,
         ev: &Event,
         watermark: EventTime,
-    ) {
+    ) -> Fed {
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         };
         let timing = self.timing();
         let state = state_of(&mut self.principals, principal, || PrincipalState {
@@ -399,12 +399,13 @@ impl CountDetector {
             // Its bucket was folded already (only possible when the bucket
             // was closed by the end-of-input flush): late by the same rule.
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         }
         let bucket = self.wheel.open(&mut state.open, principal, start);
         bucket.count += 1;
         bucket.workspace = bucket.workspace.min(ev.workspace);
         bucket.evidence.offer(ev.time.0, &ev.id, self.def.evidence_limit);
+        Fed::Taken
     }
 
     /// Closes every bucket that ends at or before `watermark`, appending
@@ -648,6 +649,7 @@ impl CountDetector {
                 severity,
                 summary,
                 evidence: bucket.evidence.ids(),
+                corrects: None,
                 context: ctx,
             });
         }

@@ -160,7 +160,23 @@ struct RawDefinition {
     prior_dispersion: Option<f64>,
     suppress_minutes: u32,
     evidence_limit: u32,
+    /// Minutes this detector waits for late events, instead of the
+    /// lateness of the input shapes that feed it.
+    #[serde(default)]
+    lateness_minutes: Option<u32>,
+    /// Value models summed per bucket (cost): hours after its bucket closed
+    /// that a billing correction still re-judges it.
+    #[serde(default)]
+    correction_hours: Option<u32>,
 }
+
+/// Hours a closed cost hour stays open to `RETRACTION`/`RESTATEMENT`
+/// rows, beyond the billing lateness.
+pub const DEFAULT_CORRECTION_HOURS: u32 = 48;
+
+/// Longest lateness a detector or an input shape may be given: buckets
+/// wait this long in memory.
+pub const MAX_LATENESS_MINUTES: u32 = 7 * 24 * 60;
 
 fn default_key() -> String {
     "principal".into()
@@ -269,6 +285,11 @@ pub struct Definition {
     pub count_prior: crate::baseline::count::CountPrior,
     pub suppress_ms: i64,
     pub evidence_limit: usize,
+    /// Allowed lateness of this detector, when it overrides the input
+    /// shapes' (see `detect::Lateness`).
+    pub lateness_ms: Option<i64>,
+    /// Cost: how long a closed hour stays open to billing corrections.
+    pub correction_ms: i64,
     /// Hash of the file's text; part of every alert id.
     pub config_version: String,
 }
@@ -451,6 +472,16 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     if !(min_ratio.is_finite() && min_ratio >= 0.0) {
         problems.push(format!("key `min_ratio`: {min_ratio}; allowed: a number ≥ 0"));
     }
+    if let Some(m) = raw.lateness_minutes
+        && m > MAX_LATENESS_MINUTES
+    {
+        problems.push(format!("key `lateness_minutes`: {m}; allowed: 0..={MAX_LATENESS_MINUTES} (7 days)"));
+    }
+    if let Some(h) = raw.correction_hours
+        && h > 720
+    {
+        problems.push(format!("key `correction_hours`: {h}; allowed: 0..=720 (30 days)"));
+    }
     if raw.name.is_empty() || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         problems.push(format!("key `name`: `{}`; allowed: lowercase letters, digits and _", raw.name));
     }
@@ -524,6 +555,8 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         count_prior,
         suppress_ms: raw.suppress_minutes as i64 * crate::time::MS_PER_MINUTE,
         evidence_limit: raw.evidence_limit as usize,
+        lateness_ms: raw.lateness_minutes.map(|m| m as i64 * crate::time::MS_PER_MINUTE),
+        correction_ms: raw.correction_hours.unwrap_or(DEFAULT_CORRECTION_HOURS) as i64 * crate::time::MS_PER_HOUR,
         config_version: config_version(text),
     })
 }

@@ -11,10 +11,10 @@
 //! after the expiry, while the grant stands, is a use after expiry, counted
 //! per principal and hour like the other rules.
 
-use super::Fact;
 use super::buckets::{Bucket, Wheel, open_start, take_due};
 use super::definition::Definition;
 use super::evidence::Evidence;
+use super::{Fact, Fed};
 use crate::access::{AccessModel, Change, SnapshotFact, under};
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind, set_principal};
@@ -141,19 +141,19 @@ impl Jit {
 
     /// Counts a successful action on a securable under a temporary grant
     /// of its actor that has expired.
-    pub fn observe(&mut self, id: PrincipalId, ev: &Event, watermark: EventTime) {
+    pub fn observe(&mut self, id: PrincipalId, ev: &Event, watermark: EventTime) -> Fed {
         if self.by_grantee.is_empty() || ev.securable.is_empty() || ev.status.is_some_and(|s| s >= 400) {
-            return;
+            return Fed::Ignored;
         }
-        let Some(grants) = self.by_grantee.get(&ev.principal) else { return };
+        let Some(grants) = self.by_grantee.get(&ev.principal) else { return Fed::Ignored };
         let Some(g) = grants.iter().filter(|g| g.expires <= ev.time.0 && under(&ev.securable, &g.securable)).min()
         else {
-            return;
+            return Fed::Ignored;
         };
         let grant = format!("{} on {} (expired {}, {})", g.privilege, g.securable, EventTime(g.expires), g.origin);
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         };
         self.stats.uses_after_expiry += 1;
         let (_, _, open) = self.uses.entry(id).or_insert((ev.principal_kind, i64::MIN, Vec::new()));
@@ -162,6 +162,7 @@ impl Jit {
         if bucket.grant.is_empty() || grant < bucket.grant {
             bucket.grant = grant;
         }
+        Fed::Taken
     }
 
     /// The expiry checks due at `watermark`, in time order.

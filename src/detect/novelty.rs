@@ -13,6 +13,7 @@
 //! updated when a bucket closes, in time order, so the outcome does not
 //! depend on arrival order within the allowed lateness.
 
+use super::Fed;
 use super::buckets::{Bucket, Table, Wheel, existing, first_seen_of, open_start, state_of};
 use super::definition::Definition;
 use super::evidence::Evidence;
@@ -200,10 +201,10 @@ impl NoveltyDetector {
     }
 
     /// Notes where `ev` came from, unless its bucket is already closed.
-    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) {
+    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) -> Fed {
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         };
         let state = state_of(&mut self.principals, principal, || PrincipalState {
             kind,
@@ -217,7 +218,7 @@ impl NoveltyDetector {
         });
         if state.last_closed.is_some_and(|c| start <= c) {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         }
         let bucket = self.wheel.open(&mut state.open, principal, start);
         bucket.events += 1;
@@ -237,6 +238,7 @@ impl NoveltyDetector {
                 bucket.clients.offer(&self.scratch, ua, ev, limit);
             }
         }
+        Fed::Taken
     }
 
     /// Closes every bucket that ends at or before `watermark`, in (bucket,
@@ -321,6 +323,7 @@ impl NoveltyDetector {
                     severity,
                     summary: summary(principal, state.kind, start, &networks, &clients, known, active, age_ms),
                     evidence: evidence.into_iter().map(|(_, id)| id.to_owned()).collect(),
+                    corrects: None,
                     context: def.context(
                         state.kind,
                         round4(age_ms as f64 / MS_PER_HOUR as f64),

@@ -23,10 +23,10 @@
 //! rule judges a bucket once the watermark has passed it, so its alerts do
 //! not depend on arrival order; the alert is a fact (score 100, p-value 0).
 
-use super::Fact;
 use super::buckets::{Bucket, Wheel, open_start};
 use super::definition::Definition;
 use super::evidence::Evidence;
+use super::{Fact, Fed};
 use crate::alert::Alert;
 use crate::event::{Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
@@ -270,11 +270,11 @@ impl MatchRule {
     }
 
     /// Counts a matching event for `principal`.
-    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) {
+    pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) -> Fed {
         self.stats.matched += 1;
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         };
         let state = self
             .principals
@@ -294,6 +294,7 @@ impl MatchRule {
                 bucket.first = (ev.time.0, d);
             }
         }
+        Fed::Taken
     }
 
     /// When this rule next has a bucket to close.

@@ -11,7 +11,7 @@
 
 use super::definition::{Definition, Key};
 use super::evidence::Evidence;
-use super::round2;
+use super::{Fed, round2};
 use crate::alert::{Alert, SCHEMA_VERSION, Severity, alert_id};
 use crate::baseline::score_of;
 use crate::baseline::value::{Forgetting, SeasonalValues, ValuePrediction};
@@ -60,12 +60,45 @@ enum Baseline {
 struct KeyState {
     baseline: Baseline,
     suppressed_until: i64,
+    /// Summed keys (cost): the buckets closed within the correction
+    /// horizon, oldest first, so a late `RETRACTION`/`RESTATEMENT` row
+    /// can re-judge its hour. Empty for runs.
+    recent: Vec<Closed>,
+}
+
+/// A closed bucket of a summed key, open to billing corrections (24 bytes).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Closed {
+    window_start: i64,
+    micros: i64,
+    /// Whether its latest verdict is an alert.
+    alerted: bool,
+    /// Verdict changes so far; each raised its own alert.
+    revision: u16,
+}
+
+/// Corrections to one closed bucket, waiting to be judged together (a
+/// retraction and its restatement arrive as a pair).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Correction {
+    principal: String,
+    kind: PrincipalKind,
+    job: String,
+    workspace: u64,
+    priced: bool,
+    /// The value before these corrections.
+    before_micros: i64,
+    evidence: Evidence,
 }
 
 /// Outcome counters of a value detector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValueDetectorStats {
     pub late: u64,
+    /// Correction rows applied to closed buckets, and the re-judgments
+    /// that changed a verdict (each an alert naming the one it corrects).
+    pub corrections: u64,
+    pub verdicts_changed: u64,
     pub scored: u64,
     pub alerts: u64,
     pub suppressed: u64,
@@ -79,6 +112,9 @@ pub struct ValueDetector {
     /// (close time, key) → observation.
     pending: BTreeMap<(i64, String), Pending>,
     keys: FxHashMap<String, KeyState>,
+    /// (due, key, bucket start) → corrections to a closed bucket, judged
+    /// once the watermark passes `due` (a bucket after they arrived).
+    corrections: BTreeMap<(i64, String, i64), Correction>,
     /// The watermark everything up to has been scored at: an observation
     /// closing at or before it is late.
     scored_to: i64,
@@ -98,6 +134,9 @@ pub struct Observation<'a> {
     pub priced: bool,
     pub workspace: u64,
     pub evidence: &'a str,
+    /// A billing `RETRACTION` or `RESTATEMENT` row: it may correct a
+    /// bucket already judged.
+    pub correction: bool,
 }
 
 /// Whether each observation is scored alone (a job run) rather than summed
@@ -119,6 +158,7 @@ impl ValueDetector {
             def,
             pending: BTreeMap::new(),
             keys: FxHashMap::default(),
+            corrections: BTreeMap::new(),
             scored_to: i64::MIN,
             stats: ValueDetectorStats::default(),
         }
@@ -133,9 +173,9 @@ impl ValueDetector {
     /// closed at or before the watermark already scored (a run handed on
     /// once the watermark passed its end is not late: it is scored at
     /// that same watermark, in order).
-    pub fn observe(&mut self, o: Observation<'_>) {
+    pub fn observe(&mut self, o: Observation<'_>) -> Fed {
         if self.def.key == Key::PrincipalJob && o.job.is_empty() {
-            return;
+            return Fed::Ignored;
         }
         let per_run = per_run(&self.def);
         let (window_start, window_end) = if per_run {
@@ -145,8 +185,11 @@ impl ValueDetector {
             (s, s + self.def.bucket_ms)
         };
         if window_end <= self.scored_to {
+            if o.correction && !per_run && self.correct(&o, window_start) {
+                return Fed::Taken;
+            }
             self.stats.late += 1;
-            return;
+            return Fed::Late;
         }
         let mut key = key_of(&self.def, o.principal, o.job);
         if per_run {
@@ -171,6 +214,42 @@ impl ValueDetector {
         p.priced &= o.priced;
         p.workspace = p.workspace.min(o.workspace);
         p.evidence.offer(o.start.0, o.evidence, limit);
+        Fed::Taken
+    }
+
+    /// Applies a correction row to the closed bucket starting at
+    /// `window_start`, when that bucket is within the correction horizon
+    /// of a key with a baseline. A bucket never billed before is corrected
+    /// from zero.
+    fn correct(&mut self, o: &Observation<'_>, window_start: i64) -> bool {
+        let def = &self.def;
+        if window_start + def.bucket_ms <= self.scored_to.saturating_sub(def.correction_ms) {
+            return false;
+        }
+        let key = key_of(def, o.principal, o.job);
+        let Some(state) = self.keys.get_mut(&key) else { return false };
+        let at = state.recent.partition_point(|c| c.window_start < window_start);
+        if state.recent.get(at).is_none_or(|c| c.window_start != window_start) {
+            state.recent.insert(at, Closed { window_start, micros: 0, alerted: false, revision: 0 });
+        }
+        let closed = &mut state.recent[at];
+        let before = closed.micros;
+        closed.micros = closed.micros.saturating_add((o.value * 1e6).round() as i64);
+        self.stats.corrections += 1;
+        let due = self.scored_to.saturating_add(def.bucket_ms);
+        let c = self.corrections.entry((due, key, window_start)).or_insert_with(|| Correction {
+            principal: o.principal.to_owned(),
+            kind: o.kind,
+            job: if def.key == Key::PrincipalJob { o.job.to_owned() } else { String::new() },
+            workspace: o.workspace,
+            priced: true,
+            before_micros: before,
+            evidence: Evidence::default(),
+        });
+        c.priced &= o.priced;
+        c.workspace = c.workspace.min(o.workspace);
+        c.evidence.offer(o.start.0, o.evidence, def.evidence_limit);
+        true
     }
 
     /// Scores every observation that closes at or before `watermark`.
@@ -190,6 +269,105 @@ impl ValueDetector {
             let first = first_seen(&p.principal).unwrap_or(EventTime(p.window_start));
             self.score(p, first, out);
         }
+        while let Some(entry) = self.corrections.first_entry() {
+            if entry.key().0 > watermark.0 {
+                break;
+            }
+            let ((_, key, window_start), c) = entry.remove_entry();
+            self.rejudge(&key, window_start, c, out);
+        }
+    }
+
+    /// Judges a corrected bucket again, against the baseline as it stands
+    /// now (it learnt the original figure when the bucket closed; a
+    /// correction does not unlearn it). A changed verdict is a new alert
+    /// that names the alert it corrects; an unchanged one is only counted.
+    fn rejudge(&mut self, key: &str, window_start: i64, c: Correction, out: &mut Vec<Alert>) {
+        let def = &self.def;
+        let Some(state) = self.keys.get_mut(key) else { return };
+        let Ok(at) = state.recent.binary_search_by_key(&window_start, |c| c.window_start) else { return };
+        let closed = &mut state.recent[at];
+        let value = closed.micros as f64 / 1e6;
+        let start = EventTime(window_start);
+        let (samples, prediction) = match &state.baseline {
+            Baseline::Daily(b) => (b.samples(), b.predict(start)),
+            Baseline::Weekly(b) => (b.samples(), b.predict(start)),
+        };
+        let Some(prediction) = prediction else { return };
+        let s = score_of(prediction.p_value(value));
+        let alerts = samples >= def.min_samples as f64
+            && value >= def.min_value
+            && value >= def.min_ratio * prediction.expected
+            && s >= def.threshold;
+        if alerts == closed.alerted {
+            return;
+        }
+        self.stats.verdicts_changed += 1;
+        let subject = key_of(def, &c.principal, &c.job);
+        let revision_id = |r: u16| {
+            let s = if r == 0 { subject.clone() } else { format!("{subject}\u{1f}correction {r}") };
+            alert_id(&def.name, &s, window_start, &def.config_version)
+        };
+        let corrects = (closed.revision > 0 || closed.alerted).then(|| revision_id(closed.revision));
+        closed.revision += 1;
+        closed.alerted = alerts;
+        let window_end = window_start + def.bucket_ms;
+        let p = Pending {
+            principal: c.principal,
+            kind: c.kind,
+            job: c.job,
+            window_start,
+            window_end,
+            micros: closed.micros,
+            priced: c.priced,
+            workspace: c.workspace,
+            evidence: c.evidence,
+        };
+        let (low, high) = prediction.interval();
+        let unit = |v: f64| if p.priced { format!("${v:.2}") } else { format!("{v:.1} DBU") };
+        let was = format!("{} before the correction", unit(c.before_micros as f64 / 1e6));
+        let (severity, summary) = if alerts {
+            let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
+            let mut summary = cost_summary(&p, &prediction, (low, high), samples);
+            summary.push_str(&format!(" Raised by billing corrections to an hour already judged ({was})."));
+            (severity, summary)
+        } else {
+            let summary = format!(
+                "Billing corrections restated the usage {} between {} and {} to {} ({was}), within its usual range ({}–{}): the alert {} no longer holds.",
+                if p.job.is_empty() {
+                    format!("of {}", p.principal)
+                } else {
+                    format!("of job {} run as {}", p.job, p.principal)
+                },
+                EventTime(window_start),
+                EventTime(window_end),
+                unit(value),
+                unit(low),
+                unit(high),
+                corrects.as_deref().unwrap_or("?"),
+            );
+            (Severity::Info, summary)
+        };
+        out.push(Alert {
+            schema_version: SCHEMA_VERSION,
+            alert_id: revision_id(closed.revision),
+            detector: def.name.clone(),
+            principal: p.principal.clone(),
+            workspace_id: p.workspace.to_string(),
+            window_start: start.to_string(),
+            window_end: EventTime(window_end).to_string(),
+            observed: round2(value),
+            expected: round2(prediction.expected),
+            expected_low: round2(low),
+            expected_high: round2(high),
+            score: s,
+            p_value: prediction.p_value(value),
+            severity,
+            summary,
+            evidence: p.evidence.ids(),
+            corrects,
+            context: def.context(p.kind, 0.0, round2(samples), None, p.evidence.total()),
+        });
     }
 
     fn score(&mut self, p: Pending, first_seen: EventTime, out: &mut Vec<Alert>) {
@@ -200,7 +378,22 @@ impl ValueDetector {
                 Key::Principal => Baseline::Weekly(Box::default()),
             },
             suppressed_until: i64::MIN,
+            recent: Vec::new(),
         });
+        if !per_run(def) {
+            // Kept for corrections: the closed buckets of the horizon.
+            let horizon = p.window_end.saturating_sub(def.correction_ms);
+            let stale = state.recent.partition_point(|c| c.window_start + def.bucket_ms <= horizon);
+            state.recent.drain(..stale);
+            if def.correction_ms > 0 {
+                state.recent.push(Closed {
+                    window_start: p.window_start,
+                    micros: p.micros,
+                    alerted: false,
+                    revision: 0,
+                });
+            }
+        }
         let at = EventTime(p.window_start);
         // Runs forget per run; hourly values per day of event time.
         let forgetting =
@@ -240,6 +433,11 @@ impl ValueDetector {
             return;
         }
         state.suppressed_until = p.window_end + def.suppress_ms;
+        if let Some(last) = state.recent.last_mut()
+            && last.window_start == p.window_start
+        {
+            last.alerted = true;
+        }
         self.stats.alerts += 1;
         let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
         let (low, high) = prediction.interval();
@@ -269,6 +467,7 @@ impl ValueDetector {
             severity,
             summary,
             evidence: p.evidence.ids(),
+            corrects: None,
             context: def.context(
                 p.kind,
                 round2(age_ms as f64 / MS_PER_HOUR as f64),
@@ -368,6 +567,7 @@ mod tests {
                 priced: true,
                 workspace: 7,
                 evidence: &run,
+                correction: false,
             });
             d.advance(EventTime(start + 3 * MS_PER_HOUR), |_| Some(EventTime(t0)), &mut out);
         }
@@ -393,6 +593,7 @@ mod tests {
             priced: true,
             workspace: 7,
             evidence: id,
+            correction: false,
         };
         for h in 0..100 {
             let factor = if h == 90 { 8.0 } else { 1.0 };
@@ -406,6 +607,68 @@ mod tests {
         assert_eq!(out[0].observed, 48.0);
         assert_eq!(out[0].context.evidence_total, 2);
         assert!(out[0].summary.contains("was billed $48.00"), "{}", out[0].summary);
+    }
+
+    #[test]
+    fn a_late_restatement_raises_a_new_alert_naming_the_one_it_corrects() {
+        let mut d = ValueDetector::new(def("cost"));
+        let mut out = Vec::new();
+        let t0 = 1_704_067_200_000i64;
+        let obs = |hour: i64, value: f64, id: &'static str, correction: bool| Observation {
+            principal: "etl-sp",
+            kind: PrincipalKind::ServicePrincipal,
+            job: "",
+            start: EventTime(t0 + hour * MS_PER_HOUR),
+            end: EventTime(t0 + (hour + 1) * MS_PER_HOUR),
+            value,
+            priced: true,
+            workspace: 7,
+            evidence: id,
+            correction,
+        };
+        let at = |h: i64| EventTime(t0 + h * MS_PER_HOUR);
+        for h in 0..100 {
+            // Hour 90 is billed 8× its usual; hour 95 as usual.
+            d.observe(obs(h, if h == 90 { 48.0 } else { 6.0 }, "orig", false));
+            d.advance(at(h + 1), |_| Some(EventTime(t0)), &mut out);
+        }
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let original = out[0].alert_id.clone();
+        assert!(out[0].corrects.is_none());
+
+        // A late ORIGINAL row for a judged hour is late; a RETRACTION and
+        // its RESTATEMENT are applied, and judged together a bucket later.
+        assert_eq!(d.observe(obs(90, 1.0, "again", false)), Fed::Late);
+        assert_eq!(d.observe(obs(90, -48.0, "retract", true)), Fed::Taken);
+        assert_eq!(d.observe(obs(90, 6.0, "restate", true)), Fed::Taken);
+        d.advance(at(100), |_| Some(EventTime(t0)), &mut out);
+        assert_eq!(out.len(), 1, "judged only once the pair is in");
+        d.advance(at(102), |_| Some(EventTime(t0)), &mut out);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        let fix = &out[1];
+        assert_eq!(fix.corrects.as_deref(), Some(original.as_str()));
+        assert_ne!(fix.alert_id, original);
+        assert_eq!(fix.severity, Severity::Info);
+        assert_eq!(fix.observed, 6.0);
+        assert_eq!(fix.evidence, ["restate", "retract"]);
+        assert!(fix.summary.contains("no longer holds") && fix.summary.contains(&original), "{}", fix.summary);
+
+        // An hour judged normal and restated 8× up alerts, naming nothing
+        // (there was no alert), and a correction that keeps the verdict is
+        // only counted.
+        d.observe(obs(95, -6.0, "r2", true));
+        d.observe(obs(95, 48.0, "s2", true));
+        d.observe(obs(96, 0.5, "s3", true));
+        d.advance(at(104), |_| Some(EventTime(t0)), &mut out);
+        assert_eq!(out.len(), 3, "{out:#?}");
+        assert!(out[2].corrects.is_none());
+        assert!(out[2].summary.contains("Raised by billing corrections"), "{}", out[2].summary);
+        assert_eq!(d.stats.corrections, 5);
+        assert_eq!(d.stats.verdicts_changed, 2);
+
+        // Beyond the correction horizon a correction is late.
+        d.advance(at(200), |_| Some(EventTime(t0)), &mut out);
+        assert_eq!(d.observe(obs(95, -48.0, "r3", true)), Fed::Late);
     }
 
     #[test]
@@ -433,6 +696,7 @@ mod tests {
                     priced: true,
                     workspace: 7,
                     evidence: "row",
+                    correction: false,
                 };
                 per_job.observe(o);
                 whole.observe(o);

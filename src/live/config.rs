@@ -27,6 +27,8 @@ struct File {
     state: StateSection,
     #[serde(default)]
     output: OutputSection,
+    #[serde(default)]
+    time: TimeSection,
     /// Read by `sink::config` (the same file configures the sinks).
     #[serde(default, rename = "delivery")]
     _delivery: Option<toml::Value>,
@@ -56,6 +58,18 @@ struct StateSection {
     dir: Option<PathBuf>,
     checkpoint_seconds: Option<u64>,
     checkpoint_records: Option<u64>,
+}
+
+/// `[time]`: how long each input shape may lag, and the duplicate
+/// filter (flags override it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSection {
+    /// Shape name (or `audit`, `billing`) → allowed lateness in minutes.
+    #[serde(default)]
+    pub lateness_minutes: BTreeMap<String, u32>,
+    pub dedup_hours: Option<i64>,
+    pub dedup_max_ids: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +113,8 @@ pub struct LiveConfig {
     pub alerts_out: Option<PathBuf>,
     pub quarantine_file: Option<PathBuf>,
     pub max_record_bytes: usize,
+    /// `[time]`, applied to the pipeline configuration.
+    pub time: TimeSection,
 }
 
 impl Default for LiveConfig {
@@ -120,6 +136,7 @@ impl Default for LiveConfig {
             alerts_out: None,
             quarantine_file: None,
             max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
+            time: TimeSection::default(),
         }
     }
 }
@@ -180,6 +197,7 @@ impl LiveConfig {
         if let Some(v) = file.output.max_record_bytes {
             c.max_record_bytes = v;
         }
+        c.time = file.time;
         // Validated once flags are applied (`validate`): a file may leave
         // the topics to the command line.
         Ok(c)

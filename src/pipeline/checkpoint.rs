@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"AWSTATE1";
 /// Bump when the state's layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const SUM: usize = 16;
 const HEAD: usize = 8 + 4 + 32 + 8;
 
@@ -110,6 +110,8 @@ impl Pipeline {
         let mut p: Pipeline =
             postcard::from_bytes(&body[HEAD..]).map_err(|e| CheckpointError::Payload(e.to_string()))?;
         p.rule_index = RuleIndex::new(&p.match_rules);
+        // Lateness is configuration: the restarted process may wait longer.
+        p.clock.configure(config.lateness);
         p.config = config;
         // The access snapshot was applied when the state began; it is in the
         // restored access model and peer groups already.

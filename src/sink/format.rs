@@ -374,6 +374,7 @@ pub(crate) mod tests {
             severity: Severity::High,
             summary: "ana@example.com ran 420 queries from 203.0.113.9 <script> & more".into(),
             evidence: vec!["e1".into(), "e2".into()],
+            corrects: None,
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: vec!["analysts".into()],

@@ -13,6 +13,7 @@ pub mod files;
 pub mod lines;
 pub mod merge;
 pub mod parquet;
+pub mod sort;
 
 use crate::decode::QuarantineReason;
 use crate::event::{Event, Shape};

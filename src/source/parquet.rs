@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 /// The top-level columns normalization reads: the snake_case fields of
 /// [`RawRecord`]. No other column is ever decoded.
-pub const COLUMNS: [&str; 31] = [
+pub const COLUMNS: [&str; 32] = [
     "event_time",
     "event_id",
     "service_name",
@@ -75,6 +75,7 @@ pub const COLUMNS: [&str; 31] = [
     "record_id",
     "sku_name",
     "usage_quantity",
+    "record_type",
     "usage_start_time",
     "usage_end_time",
     "usage_metadata",
@@ -581,6 +582,7 @@ struct Columns {
     record_id: Leaf,
     sku_name: Leaf,
     usage_quantity: Leaf,
+    record_type: Leaf,
     usage_start_time: Leaf,
     usage_end_time: Leaf,
     usage_metadata: Nested,
@@ -620,6 +622,7 @@ impl Columns {
             record_id: L,
             sku_name: L,
             usage_quantity: L,
+            record_type: L,
             usage_start_time: L,
             usage_end_time: L,
             usage_metadata: N,
@@ -659,6 +662,7 @@ impl Columns {
                 "record_id" => c.record_id = Leaf::of(a.as_ref()),
                 "sku_name" => c.sku_name = Leaf::of(a.as_ref()),
                 "usage_quantity" => c.usage_quantity = Leaf::of(a.as_ref()),
+                "record_type" => c.record_type = Leaf::of(a.as_ref()),
                 "usage_start_time" => c.usage_start_time = Leaf::of(a.as_ref()),
                 "usage_end_time" => c.usage_end_time = Leaf::of(a.as_ref()),
                 "usage_metadata" => c.usage_metadata = Nested::of(a, USAGE_METADATA),
@@ -706,6 +710,7 @@ impl Columns {
             record_id: r.leaf(&self.record_id, "record_id"),
             sku_name: r.leaf(&self.sku_name, "sku_name"),
             usage_quantity: r.leaf(&self.usage_quantity, "usage_quantity"),
+            record_type: r.leaf(&self.record_type, "record_type"),
             usage_start_time: r.leaf(&self.usage_start_time, "usage_start_time"),
             usage_end_time: r.leaf(&self.usage_end_time, "usage_end_time"),
             usage_metadata: r.nested(&self.usage_metadata, "usage_metadata", USAGE_METADATA, usage_metadata),
@@ -1037,6 +1042,7 @@ fn render(raw: &RawRecord<'_>, bad: Option<&Bad<'_>>, out: &mut Vec<u8>) {
     o.text("record_id", &raw.record_id);
     o.text("sku_name", &raw.sku_name);
     o.text("usage_quantity", &raw.usage_quantity);
+    o.text("record_type", &raw.record_type);
     o.text("usage_start_time", &raw.usage_start_time);
     o.text("usage_end_time", &raw.usage_end_time);
     if let Some(m) = &raw.usage_metadata {

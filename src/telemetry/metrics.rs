@@ -87,8 +87,13 @@ pub struct Metrics {
     pub registry: Registry,
     /// Events decoded, by shape.
     pub events: IntCounterVec,
-    pub late: IntCounter,
+    /// Events late beyond every allowed lateness, by shape.
+    pub late: IntCounterVec,
     pub buckets_scored: IntCounter,
+    pub unknown_service: IntCounter,
+    pub corrections: IntCounter,
+    pub verdicts_changed: IntCounter,
+    pub dedup_ids: IntGauge,
     /// From a window's end to the wall time its bucket was judged (buckets
     /// that raised an alert).
     pub bucket_close: HdrSummary,
@@ -124,11 +129,25 @@ impl Metrics {
                 self.events.with_label_values(&[shape.name()]).inc_by(delta);
             }
         }
-        self.late.inc_by(stats.late.saturating_sub(last.late));
+        for shape in Shape::ALL {
+            let i = shape.index();
+            let delta = stats.late_by_shape[i].saturating_sub(last.late_by_shape[i]);
+            if delta > 0 {
+                self.late.with_label_values(&[shape.name()]).inc_by(delta);
+            }
+        }
         self.buckets_scored.inc_by(stats.buckets_scored.saturating_sub(last.buckets_scored));
+        self.unknown_service.inc_by(stats.unknown_service_events.saturating_sub(last.unknown_service_events));
+        self.corrections.inc_by(stats.corrections.saturating_sub(last.corrections));
+        self.verdicts_changed.inc_by(stats.verdicts_changed.saturating_sub(last.verdicts_changed));
         last.events_by_shape = stats.events_by_shape;
-        last.late = stats.late;
+        last.late_by_shape = stats.late_by_shape;
         last.buckets_scored = stats.buckets_scored;
+        last.unknown_service_events = stats.unknown_service_events;
+        last.corrections = stats.corrections;
+        last.verdicts_changed = stats.verdicts_changed;
+        last.dedup_ids = stats.dedup_ids;
+        self.dedup_ids.set(self.published.values().map(|s| s.dedup_ids).sum::<u64>() as i64);
     }
 
     /// Forgets a pipeline's published figures (its partition was revoked;
@@ -190,8 +209,19 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(quarantined.clone()))?;
-        for reason in QuarantineReason::ALL {
+        for reason in QuarantineReason::ALL.into_iter().filter(|r| *r != QuarantineReason::Late) {
             quarantined.with_label_values(&[reason.name()]);
+        }
+        let late = IntCounterVec::new(
+            Opts::new(
+                "auditwatch_late_events_total",
+                "Events late beyond every allowed lateness (each detector that wanted one had closed its bucket), by input shape; written to the quarantine file with reason `late`, never scored.",
+            ),
+            &["shape"],
+        )?;
+        registry.register(Box::new(late.clone()))?;
+        for shape in Shape::ALL {
+            late.with_label_values(&[shape.name()]);
         }
         let bucket_close = HdrSummary::new(
             "auditwatch_bucket_close_delay_seconds",
@@ -206,11 +236,21 @@ impl Metrics {
         registry.register(Box::new(super::process::ProcessCollector::new()?))?;
         Ok(Metrics {
             events,
-            late: counter(
-                "auditwatch_late_events_total",
-                "Events whose bucket had already closed when they arrived (counted, not scored).",
-            )?,
+            late,
             buckets_scored: counter("auditwatch_buckets_scored_total", "Buckets closed and scored.")?,
+            unknown_service: counter(
+                "auditwatch_unknown_service_events_total",
+                "Audit events of services the catalogue does not know, scored by the service-independent detectors (activity, source, access rules).",
+            )?,
+            corrections: counter(
+                "auditwatch_billing_corrections_total",
+                "Billing RETRACTION/RESTATEMENT rows applied to hours already judged.",
+            )?,
+            verdicts_changed: counter(
+                "auditwatch_billing_verdicts_changed_total",
+                "Hours whose verdict a billing correction changed (each raised an alert naming the alert it corrects).",
+            )?,
+            dedup_ids: gauge("auditwatch_dedup_ids", "Record ids the duplicate filter holds, over the pipelines.")?,
             bucket_close,
             end_to_end,
             state_bytes: gauge(

@@ -23,8 +23,26 @@ pub struct Stats {
     pub quarantined_by_reason: [u64; QuarantineReason::ALL.len()],
     /// Events outside `--from`/`--to` or not for `--principal`.
     pub filtered: u64,
-    /// Events whose bucket had already closed when they arrived.
-    pub late: u64,
+    /// Events late beyond every bound: each detector that wanted one had
+    /// closed its bucket already. By shape (index: [`Shape::index`]).
+    pub late_by_shape: [u64; Shape::ALL.len()],
+    /// Offers of an event to a detector it reached too late (an event late
+    /// for two detectors counts twice; late for only some is not lost).
+    pub late_offers: u64,
+    /// Audit events of services the catalogue does not know, decoded and
+    /// scored by the service-independent detectors; the first
+    /// [`UNKNOWN_SERVICES_LISTED`] names with their counts, the rest under
+    /// `(other)`.
+    pub unknown_service_events: u64,
+    pub unknown_services: BTreeMap<String, u64>,
+    /// Billing correction rows applied to hours already judged, and the
+    /// re-judgments that changed a verdict.
+    pub corrections: u64,
+    pub verdicts_changed: u64,
+    /// Record ids the duplicate filter holds, and ids it forgot before
+    /// their window ended because it was full.
+    pub dedup_ids: u64,
+    pub dedup_evicted: u64,
     /// Events that fed at least one signal.
     pub with_signal: u64,
     /// Job runs rebuilt (start and end paired, or a timeline row with a result).
@@ -51,7 +69,28 @@ pub struct Stats {
     pub principals: u64,
 }
 
+/// Distinct unknown service names counted by name (the names come from
+/// the input: a flood of made-up names must not grow the summary).
+pub const UNKNOWN_SERVICES_LISTED: usize = 32;
+
 impl Stats {
+    /// Events late beyond every bound, over all shapes.
+    pub fn late(&self) -> u64 {
+        self.late_by_shape.iter().sum()
+    }
+
+    /// Counts an event of a service not in the catalogue.
+    pub fn unknown_service(&mut self, service: &str) {
+        self.unknown_service_events += 1;
+        if let Some(n) = self.unknown_services.get_mut(service) {
+            *n += 1;
+        } else if self.unknown_services.len() < UNKNOWN_SERVICES_LISTED {
+            self.unknown_services.insert(service.to_owned(), 1);
+        } else {
+            *self.unknown_services.entry("(other)".to_owned()).or_default() += 1;
+        }
+    }
+
     pub fn events(&self) -> u64 {
         self.events_by_shape.iter().sum()
     }
@@ -91,8 +130,35 @@ impl Stats {
         let _ = writeln!(
             s,
             "signals  events with a signal {}, late {}, filtered {}, principals {}",
-            self.with_signal, self.late, self.filtered, self.principals
+            self.with_signal,
+            self.late(),
+            self.filtered,
+            self.principals
         );
+        if self.late() > 0 {
+            let by: Vec<String> = Shape::ALL
+                .iter()
+                .filter(|sh| self.late_by_shape[sh.index()] > 0)
+                .map(|sh| format!("{} {}", sh.name(), self.late_by_shape[sh.index()]))
+                .collect();
+            let _ = writeln!(s, "late     beyond every allowed lateness, by shape: {}", by.join(", "));
+        }
+        if self.unknown_service_events > 0 {
+            let names: Vec<String> = self.unknown_services.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            let _ = writeln!(
+                s,
+                "unknown services  {} events scored by the service-independent detectors: {}",
+                self.unknown_service_events,
+                names.join(", ")
+            );
+        }
+        if self.corrections > 0 {
+            let _ = writeln!(
+                s,
+                "billing corrections  {} rows applied to hours already judged, {} verdicts changed",
+                self.corrections, self.verdicts_changed
+            );
+        }
         let _ = writeln!(
             s,
             "         job runs rebuilt {} ({} without a known run-as principal; ends without a start {}, starts never ended {}), usage rows priced {} / DBUs only {}, buckets scored {}",

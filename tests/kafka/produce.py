@@ -12,6 +12,7 @@ prices first), and produced one record per message, unkeyed, to partition
 
 --dump writes the chosen records in production order to a file, so that a
 replay of that file sees the same records in the same order.
+--as-is keeps the files' own order (to produce records late on purpose).
 --skip/--limit take a slice of the ordered records (to produce a data set
 in two halves); --poison-every inserts a bad record (not JSON, a wrong
 type, a huge message, a 1970 timestamp) after every N records.
@@ -85,6 +86,8 @@ def main():
     ap.add_argument("--poison-every", type=int, default=None)
     ap.add_argument("--synthetic-principals", type=int, default=None,
                     help="instead of PATHs: one query event for each of N distinct principals (state-size benchmark)")
+    ap.add_argument("--as-is", action="store_true",
+                    help="produce in file order (a delivery pipeline's own lateness), not sorted by event time")
     ap.add_argument("--dump", help="also write the produced records, in order, to this file (JSON lines)")
     ap.add_argument("paths", nargs="*")
     a = ap.parse_args()
@@ -114,7 +117,8 @@ def main():
             t = last  # keep untimed records where they were
         last = t
         keyed.append((t, i, line))
-    keyed.sort()
+    if not a.as_is:
+        keyed.sort()
     chosen = [line for _, _, line in keyed][a.skip:]
     if a.limit is not None:
         chosen = chosen[: a.limit]
