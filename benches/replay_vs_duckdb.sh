@@ -25,6 +25,13 @@ for run in 1 2 3; do
 done
 aw_s=$(cat "$work"/time.* | awk '{print $1}' | best)
 aw_rss=$(cat "$work"/time.* | awk '{print $2}' | best)
+# The same replay without the event-time sort (what live mode sees): the
+# price of order independence, measured in the same run.
+for run in 1 2 3; do
+  /usr/bin/time -f "%e %M" -o "$work/unsorted.$run" $bin replay "$work/data/logs" --as-delivered --no-progress --alerts-out "$work/alerts-unsorted.jsonl" > /dev/null
+done
+un_s=$(cat "$work"/unsorted.* | awk '{print $1}' | best)
+un_rss=$(cat "$work"/unsorted.* | awk '{print $2}' | best)
 
 # DuckDB: the same delivered audit files (the largest part of the data), the
 # fields it needs only, hourly counts per principal, and a z-score of each
@@ -54,6 +61,8 @@ print(n, best)
 PY
 read -r duck_events duck_s < <(python3 "$work/duck.py")
 
+awk -v e="$events" -v s="$un_s" -v rss="$un_rss" 'BEGIN {
+  printf "auditwatch replay --as-delivered (no sort): %.2f s = %.2f M events/s, max RSS %.0f MB\n", s, e / s / 1e6, rss / 1024 }'
 awk -v e="$events" -v s="$aw_s" -v rss="$aw_rss" -v de="$duck_events" -v ds="$duck_s" 'BEGIN {
   aw = e / s; dk = de / ds;
   printf "auditwatch replay : %d events in %.2f s = %.2f M events/s, max RSS %.0f MB (all shapes, all stages, alerts written)\n", e, s, aw / 1e6, rss / 1024;

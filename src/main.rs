@@ -82,8 +82,9 @@ enum Command {
         /// Score records in the order the files hold them (streams merged
         /// by event time as read), as live mode would see them delivered:
         /// records out of order beyond the allowed lateness are late.
-        /// By default replay first sorts its whole input by event time,
-        /// so any row order gives the alerts of the sorted rows.
+        /// By default any row order gives the alerts of the sorted rows:
+        /// records in order within the smallest lateness are scored as
+        /// read; otherwise the input is read again through a sort.
         #[arg(long)]
         as_delivered: bool,
         /// Memory for sorting, in MiB (default 1024); past it sorted runs
@@ -680,7 +681,12 @@ fn main() -> Result<()> {
                     println!("{}", auditwatch::sink::render_alert(a));
                 }
             }
-            print!("{}{delivery}", report.stats.render(report.seconds));
+            print!("{}", report.stats.render(report.seconds));
+            match report.spilled_bytes {
+                0 => println!("order    {}", report.order),
+                n => println!("order    {} ({:.0} MB spilled to disk)", report.order, n as f64 / 1e6),
+            }
+            print!("{delivery}");
             serve.linger();
             exit_if_undelivered(&delivery);
         }

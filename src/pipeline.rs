@@ -834,6 +834,8 @@ pub struct ReplayReport {
     pub unreadable_files: Vec<String>,
     /// Bytes the sort spilled to disk (0 when the input fit in memory).
     pub spilled_bytes: u64,
+    /// How the input was ordered, for the summary.
+    pub order: &'static str,
 }
 
 /// Replays files through the pipeline. Files are grouped into streams by
@@ -856,6 +858,11 @@ struct ReplayRun<'a> {
     all_alerts: Vec<Alert>,
     records: u64,
     scored_published: u64,
+    /// Alerts are kept back (not written, not sent) until the pass is
+    /// known to be the last: a nearly-sorted pass may have to start over.
+    hold: bool,
+    /// Quarantine metrics were counted by an abandoned pass already.
+    quarantine_counted: bool,
 }
 
 impl ReplayRun<'_> {
@@ -880,7 +887,9 @@ impl ReplayRun<'_> {
     fn quarantined(&mut self, reason: QuarantineReason, raw: &[u8], position: &Position) -> Result<(), ReplayError> {
         self.records += 1;
         self.pipeline.quarantined(reason);
-        if let Some(m) = self.metrics.as_deref_mut() {
+        if !self.quarantine_counted
+            && let Some(m) = self.metrics.as_deref_mut()
+        {
             m.quarantined.with_label_values(&[reason.name()]).inc();
             m.records.with_label_values(&["quarantined"]).inc();
         }
@@ -894,6 +903,10 @@ impl ReplayRun<'_> {
         if self.alerts.is_empty() {
             return Ok(());
         }
+        if self.hold {
+            self.all_alerts.append(&mut self.alerts);
+            return Ok(());
+        }
         if let Some(m) = self.metrics.as_deref_mut() {
             for a in &self.alerts {
                 m.alerts.with_label_values(&[&a.detector, a.severity.name()]).inc();
@@ -903,34 +916,107 @@ impl ReplayRun<'_> {
     }
 }
 
-/// [`replay`], handing every alert to `sinks` as it is raised (the caller
-/// drains them with `FanOut::finish`) and counting into `metrics` (served
-/// with `--serve`).
+/// How one pass over the input orders it.
+enum Ordering {
+    /// As delivered, trusting that no event is more than this many ms
+    /// behind the newest before it (the smallest lateness of any detector:
+    /// within it, the pipeline's alerts do not depend on order). Gives up
+    /// on the first event that is.
+    Trusting(i64),
+    /// The full external sort.
+    Sort(SortOptions),
+    /// As the files hold it.
+    AsDelivered,
+}
+
+/// [`replay`], handing every alert to `sinks` (the caller drains them with
+/// `FanOut::finish`) and counting into `metrics` (served with `--serve`).
+///
+/// With sorting on, a first pass trusts the input to be in event-time
+/// order up to the smallest lateness of any detector. Within that bound
+/// every detector gives the alerts of the sorted input (buckets close in
+/// time and name order, sums are exact, evidence is chosen by time and id:
+/// `tests/reorder.rs` holds the pipeline to it), so the pass scores records
+/// as it reads them, in no more memory than as delivered, but holds its
+/// alerts back. On the first record further behind, the pass is abandoned
+/// and the input is read again through the external sort. So the alerts
+/// are those of the sorted input either way; only disordered input pays for
+/// the sort and a second read.
 pub fn replay_to(
     opts: &ReplayOptions,
     config: PipelineConfig,
     sinks: &mut FanOut,
-    metrics: Option<&mut crate::telemetry::metrics::Metrics>,
+    mut metrics: Option<&mut crate::telemetry::metrics::Metrics>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
+    let Some(sort) = opts.sort.clone() else {
+        return replay_pass(opts, config, sinks, metrics, Ordering::AsDelivered, false, started)?
+            .ok_or_else(unreachable_disorder);
+    };
+    let tolerance = trusted_disorder_ms(&config);
+    if let Some(report) =
+        replay_pass(opts, config.clone(), sinks, metrics.as_deref_mut(), Ordering::Trusting(tolerance), false, started)?
+    {
+        return Ok(report);
+    }
+    tracing::info!("input is not in event-time order: reading it again through the external sort");
+    replay_pass(opts, config, sinks, metrics, Ordering::Sort(sort), true, started)?.ok_or_else(unreachable_disorder)
+}
+
+/// The disorder within which order cannot change an alert: the smallest
+/// lateness any detector may be given (its own, or a shape's that can feed
+/// it).
+fn trusted_disorder_ms(config: &PipelineConfig) -> i64 {
+    let shapes = Shape::ALL.into_iter().filter(|s| *s != Shape::ListPrice).map(|s| config.lateness.of(s));
+    let own = config.definitions.iter().filter_map(|d| d.lateness_ms);
+    shapes.chain(own).min().unwrap_or(0)
+}
+
+/// Only a trusting pass gives up; the others always finish.
+fn unreachable_disorder() -> ReplayError {
+    ReplayError::Source(SourceError::Io {
+        path: "sort".into(),
+        source: std::io::Error::other("a sorted pass reported disorder"),
+    })
+}
+
+/// One pass over the input. `None` when a trusting pass met disorder.
+fn replay_pass(
+    opts: &ReplayOptions,
+    config: PipelineConfig,
+    sinks: &mut FanOut,
+    metrics: Option<&mut crate::telemetry::metrics::Metrics>,
+    ordering: Ordering,
+    second: bool,
+    started: Instant,
+) -> Result<Option<ReplayReport>, ReplayError> {
     let files = files::discover(&opts.inputs)?;
     let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let groups = files::group_streams(files, opts.max_record_bytes);
     let (prices, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.shape == Some(Shape::ListPrice));
 
+    let hold = matches!(ordering, Ordering::Trusting(_));
     let mut run = ReplayRun {
         pipeline: Pipeline::new(config),
         quarantine: opts.quarantine.as_deref().map(QuarantineFile::create).transpose()?,
-        sink: opts.alerts_out.as_deref().map(AlertFile::create).transpose()?,
+        sink: None,
         sinks,
         metrics,
         alerts: Vec::new(),
         all_alerts: Vec::new(),
         records: 0,
         scored_published: 0,
+        hold,
+        quarantine_counted: second,
     };
-    let progress = progress_bar(opts.progress, total_bytes);
-
+    if !hold {
+        run.sink = opts.alerts_out.as_deref().map(AlertFile::create).transpose()?;
+    }
+    // A second pass shows the first one's bytes as done.
+    let progress = progress_bar(opts.progress, if second { 2 * total_bytes } else { total_bytes });
+    if second {
+        progress.set_position(total_bytes);
+    }
     let chains = |groups: Vec<files::StreamFiles>| -> Vec<Box<dyn RecordStream + Send>> {
         groups.into_iter().map(|g| open_stream(g.files, opts)).collect()
     };
@@ -938,28 +1024,52 @@ pub fn replay_to(
     let mut bytes_done = 0;
     let mut spilled_bytes = 0;
     let mut slot = Event::default();
-    for streams in phases {
+    let spill_err = |e| SourceError::Io { path: "sort".into(), source: e };
+    for (phase, streams) in phases.into_iter().enumerate() {
         let mut merge = Merge::new(streams);
-        let mut sorter = opts.sort.as_ref().map(|s| Sorter::new(s.memory_bytes, &s.spill_dir));
+        // List prices (the first phase) are few, valid from their start
+        // times in any order: they are always sorted whole.
+        let mut sorter = match &ordering {
+            Ordering::Sort(s) => Some(Sorter::new(s.memory_bytes, &s.spill_dir)),
+            Ordering::Trusting(_) if phase == 0 => {
+                let s = SortOptions::default();
+                Some(Sorter::new(s.memory_bytes, &s.spill_dir))
+            }
+            _ => None,
+        };
+        let trust = match ordering {
+            Ordering::Trusting(ms) if phase > 0 => Some(ms),
+            _ => None,
+        };
+        let mut newest = i64::MIN;
         let mut read: u64 = 0;
         while let Some(item) = merge.next() {
             read += 1;
             match item {
-                Merged::Event(ev) => match sorter.as_mut() {
-                    Some(s) => s.push(ev).map_err(|e| SourceError::Io { path: "sort".into(), source: e })?,
-                    None => run.event(ev)?,
-                },
+                Merged::Event(ev) => {
+                    if let Some(s) = sorter.as_mut() {
+                        s.push(ev).map_err(spill_err)?;
+                    } else if let Some(ms) = trust {
+                        if ev.time.0 < newest.saturating_sub(ms) {
+                            progress.finish_and_clear();
+                            return Ok(None);
+                        }
+                        newest = newest.max(ev.time.0);
+                        run.event(ev)?;
+                    } else {
+                        run.event(ev)?;
+                    }
+                }
                 Merged::Quarantined { reason, raw, position } => run.quarantined(reason, raw, &position)?,
             }
             if read.is_multiple_of(16_384) {
-                progress.set_position(bytes_done + merge.bytes_read());
+                progress.set_position(if second { total_bytes } else { 0 } + bytes_done + merge.bytes_read());
                 progress.set_message(format!("{:.0} records/s", read as f64 / started.elapsed().as_secs_f64()));
             }
         }
         bytes_done += merge.bytes_read();
         if let Some(s) = sorter {
             progress.set_message("scoring in event-time order");
-            let spill_err = |e| SourceError::Io { path: "sort".into(), source: e };
             let mut sorted = s.finish().map_err(spill_err)?;
             spilled_bytes += sorted.spilled_bytes();
             while sorted.next(&mut slot).map_err(spill_err)? {
@@ -974,6 +1084,13 @@ pub fn replay_to(
         publish_replay(m, &mut run.pipeline, &mut run.scored_published);
     }
     run.emit()?;
+    if run.hold {
+        // The pass is the last: write and send what it held back.
+        run.hold = false;
+        run.sink = opts.alerts_out.as_deref().map(AlertFile::create).transpose()?;
+        run.alerts = std::mem::take(&mut run.all_alerts);
+        run.emit()?;
+    }
     progress.finish_and_clear();
     if let Some(s) = run.sink {
         s.finish()?;
@@ -983,13 +1100,18 @@ pub fn replay_to(
     }
     let mut stats = run.pipeline.stats.clone();
     stats.bytes = bytes_done;
-    Ok(ReplayReport {
+    Ok(Some(ReplayReport {
         stats,
         alerts: run.all_alerts,
         seconds: started.elapsed().as_secs_f64(),
         unreadable_files: Vec::new(),
         spilled_bytes,
-    })
+        order: match ordering {
+            Ordering::Trusting(_) => "in event-time order within the smallest lateness: scored as read, no sort needed",
+            Ordering::Sort(_) => "out of event-time order: read again and sorted in full",
+            Ordering::AsDelivered => "as delivered (--as-delivered)",
+        },
+    }))
 }
 
 /// Opens one stream of files: decoded inline, or (with `parallel_decode`)
