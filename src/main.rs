@@ -501,14 +501,11 @@ impl DetectorArgs {
         for (shape, minutes) in &file.lateness_minutes {
             config
                 .lateness
-                .apply(&format!("{shape}={minutes}"))
-                .map_err(|e| anyhow::anyhow!("[time] lateness_minutes: {e}"))?;
+                .set_minutes(shape, *minutes)
+                .map_err(|e| anyhow::anyhow!("[time] lateness_minutes.{shape}: {e}"))?;
         }
         if let Some(m) = self.allowed_lateness_minutes {
-            config
-                .lateness
-                .apply(&format!("audit={m}"))
-                .map_err(|e| anyhow::anyhow!("--allowed-lateness-minutes: {e}"))?;
+            config.lateness.set_minutes("audit", m).map_err(|e| anyhow::anyhow!("--allowed-lateness-minutes: {e}"))?;
         }
         for a in &self.lateness {
             config.lateness.apply(a).map_err(|e| anyhow::anyhow!("--lateness {e}"))?;

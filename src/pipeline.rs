@@ -461,9 +461,8 @@ impl Pipeline {
     /// Closes what each detector's watermark has passed (`flush`: all of
     /// it, at the end of input).
     fn advance(&mut self, flush: bool, out: &mut Vec<Alert>) {
-        const END: EventTime = EventTime(i64::MAX / 2);
         let clock = &self.clock;
-        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
+        let wm = |def: &Definition| watermark_of(clock, def, flush);
         let first_new = out.len();
         // Runs that ended before the watermark are complete: every piece
         // of them has arrived. They reach the runtime detectors before
@@ -475,7 +474,7 @@ impl Pipeline {
             .filter(|d| d.definition().signal == Signal::JobRun)
             .map(|d| wm(d.definition()))
             .max()
-            .unwrap_or(if flush { END } else { clock.of_signal(Signal::JobRun) });
+            .unwrap_or(if flush { END_OF_INPUT } else { clock.of_signal(Signal::JobRun) });
         let mut runs = std::mem::take(&mut self.drained_runs);
         self.runs.drain(runs_to, |run| runs.push(run));
         for run in runs.drain(..) {
@@ -484,7 +483,7 @@ impl Pipeline {
         }
         self.drained_runs = runs;
         let clock = &self.clock;
-        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
+        let wm = |def: &Definition| watermark_of(clock, def, flush);
         for d in &mut self.detectors {
             d.advance(wm(d.definition()), &self.names, &self.first_seen, out);
         }
@@ -498,7 +497,7 @@ impl Pipeline {
             let mut due = i64::MAX;
             for r in &mut self.match_rules {
                 let lateness = clock.lateness_of(r.definition());
-                r.advance(if flush { END } else { clock.at(lateness) }, &self.names, out);
+                r.advance(wm(r.definition()), &self.names, out);
                 due = due.min(r.due_at().saturating_add(lateness));
             }
             self.match_rules_due = due;
@@ -515,7 +514,7 @@ impl Pipeline {
             );
         }
         self.judge_and_enrich(out, first_new, flush);
-        let access_to = if flush { END } else { self.clock.of_signal(Signal::Activity) };
+        let access_to = if flush { END_OF_INPUT } else { self.clock.of_signal(Signal::Activity) };
         self.access.advance_to(access_to);
     }
 
@@ -528,7 +527,6 @@ impl Pipeline {
     /// the model to go back. (Cost alerts close a day behind the audit
     /// stream: they see the model as the audit stream has advanced it.)
     fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, flush: bool) {
-        const END: EventTime = EventTime(i64::MAX / 2);
         enum Item {
             Alert(usize),
             Flow(usize, Flow),
@@ -536,7 +534,7 @@ impl Pipeline {
             Registry(usize, RegistryEvent),
         }
         let clock = &self.clock;
-        let wm = |def: &Definition| if flush { END } else { clock.watermark(def) };
+        let wm = |def: &Definition| watermark_of(clock, def, flush);
         let mut items: Vec<(i64, Item)> = Vec::new();
         for (i, a) in out.iter().enumerate().skip(first_new) {
             items.push((EventTime::parse(&a.window_end).map_or(i64::MIN, |t| t.0), Item::Alert(i)));
@@ -767,6 +765,15 @@ impl Pipeline {
     }
 }
 
+/// Later than every bucket: the end of input closes everything up to it.
+const END_OF_INPUT: EventTime = EventTime(i64::MAX / 2);
+
+/// The watermark `def` closes its buckets at: its clock's, or the end of
+/// input when flushing.
+fn watermark_of(clock: &Clock, def: &Definition, flush: bool) -> EventTime {
+    if flush { END_OF_INPUT } else { clock.watermark(def) }
+}
+
 /// Interns `name` and lowers its first-seen time to `t`.
 fn intern_seen(
     names: &mut Interner,
@@ -923,8 +930,8 @@ enum Ordering {
     /// within it, the pipeline's alerts do not depend on order). Gives up
     /// on the first event that is.
     Trusting(i64),
-    /// The full external sort.
-    Sort(SortOptions),
+    /// The full external sort (with `ReplayOptions::sort`).
+    Sort,
     /// As the files hold it.
     AsDelivered,
 }
@@ -949,10 +956,10 @@ pub fn replay_to(
     mut metrics: Option<&mut crate::telemetry::metrics::Metrics>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
-    let Some(sort) = opts.sort.clone() else {
+    if opts.sort.is_none() {
         return replay_pass(opts, config, sinks, metrics, Ordering::AsDelivered, false, started)?
             .ok_or_else(unreachable_disorder);
-    };
+    }
     let tolerance = trusted_disorder_ms(&config);
     if let Some(report) =
         replay_pass(opts, config.clone(), sinks, metrics.as_deref_mut(), Ordering::Trusting(tolerance), false, started)?
@@ -960,7 +967,7 @@ pub fn replay_to(
         return Ok(report);
     }
     tracing::info!("input is not in event-time order: reading it again through the external sort");
-    replay_pass(opts, config, sinks, metrics, Ordering::Sort(sort), true, started)?.ok_or_else(unreachable_disorder)
+    replay_pass(opts, config, sinks, metrics, Ordering::Sort, true, started)?.ok_or_else(unreachable_disorder)
 }
 
 /// The disorder within which order cannot change an alert: the smallest
@@ -1029,14 +1036,12 @@ fn replay_pass(
         let mut merge = Merge::new(streams);
         // List prices (the first phase) are few, valid from their start
         // times in any order: they are always sorted whole.
-        let mut sorter = match &ordering {
-            Ordering::Sort(s) => Some(Sorter::new(s.memory_bytes, &s.spill_dir)),
-            Ordering::Trusting(_) if phase == 0 => {
-                let s = SortOptions::default();
-                Some(Sorter::new(s.memory_bytes, &s.spill_dir))
-            }
-            _ => None,
+        let sorted = match ordering {
+            Ordering::Sort => true,
+            Ordering::Trusting(_) => phase == 0,
+            Ordering::AsDelivered => false,
         };
+        let mut sorter = opts.sort.as_ref().filter(|_| sorted).map(|s| Sorter::new(s.memory_bytes, &s.spill_dir));
         let trust = match ordering {
             Ordering::Trusting(ms) if phase > 0 => Some(ms),
             _ => None,
@@ -1108,7 +1113,7 @@ fn replay_pass(
         spilled_bytes,
         order: match ordering {
             Ordering::Trusting(_) => "in event-time order within the smallest lateness: scored as read, no sort needed",
-            Ordering::Sort(_) => "out of event-time order: read again and sorted in full",
+            Ordering::Sort => "out of event-time order: read again and sorted in full",
             Ordering::AsDelivered => "as delivered (--as-delivered)",
         },
     }))

@@ -85,11 +85,16 @@ impl Lateness {
         let minutes: u32 = minutes
             .trim()
             .parse()
-            .ok()
-            .filter(|m| *m <= definition::MAX_LATENESS_MINUTES)
-            .ok_or_else(|| format!("`{assignment}`: minutes must be 0..={}", definition::MAX_LATENESS_MINUTES))?;
-        let shapes = Lateness::shapes_named(name.trim())?;
-        for s in shapes {
+            .map_err(|_| format!("`{assignment}`: minutes must be 0..={}", definition::MAX_LATENESS_MINUTES))?;
+        self.set_minutes(name.trim(), minutes).map_err(|e| format!("`{assignment}`: {e}"))
+    }
+
+    /// Sets the lateness of the shapes `name` stands for (as in [`Lateness::apply`]).
+    pub fn set_minutes(&mut self, name: &str, minutes: u32) -> Result<(), String> {
+        if minutes > definition::MAX_LATENESS_MINUTES {
+            return Err(format!("minutes must be 0..={}", definition::MAX_LATENESS_MINUTES));
+        }
+        for s in Lateness::shapes_named(name)? {
             self.set(s, minutes as i64 * crate::time::MS_PER_MINUTE);
         }
         Ok(())

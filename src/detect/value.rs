@@ -56,6 +56,42 @@ enum Baseline {
     Weekly(Box<SeasonalValues<168>>),
 }
 
+impl Baseline {
+    /// Samples behind it, and its prediction at `at` (none before any value).
+    fn predict(&self, at: EventTime) -> (f64, Option<ValuePrediction>) {
+        match self {
+            Baseline::Daily(b) => (b.samples(), b.predict(at)),
+            Baseline::Weekly(b) => (b.samples(), b.predict(at)),
+        }
+    }
+
+    fn update(&mut self, at: EventTime, value: f64, forgetting: Forgetting) {
+        match self {
+            Baseline::Daily(b) => b.update(at, value, forgetting),
+            Baseline::Weekly(b) => b.update(at, value, forgetting),
+        }
+    }
+}
+
+/// The score and p-value of `value` when it is unusual enough to alert
+/// against `prediction` (before the history and suppression checks). The
+/// cheap checks come first: the p-value is the costly part.
+fn fires(def: &Definition, samples: f64, value: f64, prediction: &ValuePrediction) -> Option<(u8, f64)> {
+    let could_fire =
+        samples >= def.min_samples as f64 && value >= def.min_value && value >= def.min_ratio * prediction.expected;
+    if !could_fire {
+        return None;
+    }
+    let p_value = prediction.p_value(value);
+    let s = score_of(p_value);
+    (s >= def.threshold).then_some((s, p_value))
+}
+
+/// The definition's severity, at least high from its `high_score`.
+fn severity_of(def: &Definition, score: u8) -> Severity {
+    if score >= def.high_score { def.severity.max(Severity::High) } else { def.severity }
+}
+
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     baseline: Baseline,
@@ -289,16 +325,10 @@ impl ValueDetector {
         let closed = &mut state.recent[at];
         let value = closed.micros as f64 / 1e6;
         let start = EventTime(window_start);
-        let (samples, prediction) = match &state.baseline {
-            Baseline::Daily(b) => (b.samples(), b.predict(start)),
-            Baseline::Weekly(b) => (b.samples(), b.predict(start)),
-        };
+        let (samples, prediction) = state.baseline.predict(start);
         let Some(prediction) = prediction else { return };
-        let s = score_of(prediction.p_value(value));
-        let alerts = samples >= def.min_samples as f64
-            && value >= def.min_value
-            && value >= def.min_ratio * prediction.expected
-            && s >= def.threshold;
+        let fired = fires(def, samples, value, &prediction);
+        let alerts = fired.is_some();
         if alerts == closed.alerted {
             return;
         }
@@ -326,8 +356,10 @@ impl ValueDetector {
         let (low, high) = prediction.interval();
         let unit = |v: f64| if p.priced { format!("${v:.2}") } else { format!("{v:.1} DBU") };
         let was = format!("{} before the correction", unit(c.before_micros as f64 / 1e6));
+        let p_value = fired.map_or_else(|| prediction.p_value(value), |(_, p)| p);
+        let s = score_of(p_value);
         let (severity, summary) = if alerts {
-            let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
+            let severity = severity_of(def, s);
             let mut summary = cost_summary(&p, &prediction, (low, high), samples);
             summary.push_str(&format!(" Raised by billing corrections to an hour already judged ({was})."));
             (severity, summary)
@@ -361,7 +393,7 @@ impl ValueDetector {
             expected_low: round2(low),
             expected_high: round2(high),
             score: s,
-            p_value: prediction.p_value(value),
+            p_value,
             severity,
             summary,
             evidence: p.evidence.ids(),
@@ -398,31 +430,11 @@ impl ValueDetector {
         // Runs forget per run; hourly values per day of event time.
         let forgetting =
             if per_run(def) { Forgetting::PerValue(def.forgetting) } else { Forgetting::PerDay(def.forgetting) };
-        let (samples, prediction) = match &mut state.baseline {
-            Baseline::Daily(daily) => {
-                let before = (daily.samples(), daily.predict(at));
-                daily.update(at, p.value(), forgetting);
-                before
-            }
-            Baseline::Weekly(weekly) => {
-                let before = (weekly.samples(), weekly.predict(at));
-                weekly.update(at, p.value(), forgetting);
-                before
-            }
-        };
+        let (samples, prediction) = state.baseline.predict(at);
+        state.baseline.update(at, p.value(), forgetting);
         self.stats.scored += 1;
         let Some(prediction) = prediction else { return };
-        let could_fire = samples >= def.min_samples as f64
-            && p.value() >= def.min_value
-            && p.value() >= def.min_ratio * prediction.expected;
-        if !could_fire {
-            return;
-        }
-        let p_value = prediction.p_value(p.value());
-        let s = score_of(p_value);
-        if s < def.threshold {
-            return;
-        }
+        let Some((s, p_value)) = fires(def, samples, p.value(), &prediction) else { return };
         let age_ms = p.window_end - first_seen.0;
         if age_ms < def.min_history_ms {
             self.stats.too_young += 1;
@@ -439,7 +451,7 @@ impl ValueDetector {
             last.alerted = true;
         }
         self.stats.alerts += 1;
-        let severity = if s >= def.high_score { def.severity.max(Severity::High) } else { def.severity };
+        let severity = severity_of(def, s);
         let (low, high) = prediction.interval();
         let summary = if per_run(def) {
             runtime_summary(&p, &prediction, (low, high))
@@ -578,23 +590,30 @@ mod tests {
         assert!(a.summary.starts_with("Job 42 run r25 as service principal etl-sp ran 2.0 h"), "{}", a.summary);
     }
 
-    #[test]
-    fn cost_is_summed_per_hour_and_late_rows_are_counted() {
-        let mut d = ValueDetector::new(def("cost"));
-        let mut out = Vec::new();
-        let t0 = 1_704_067_200_000i64;
-        let obs = |hour: i64, value: f64, id: &'static str| Observation {
+    const T0: i64 = 1_704_067_200_000;
+
+    /// A billing row of `etl-sp` for hour `hour` after `T0`.
+    fn billed(hour: i64, value: f64, id: &str, correction: bool) -> Observation<'_> {
+        Observation {
             principal: "etl-sp",
             kind: PrincipalKind::ServicePrincipal,
             job: "",
-            start: EventTime(t0 + hour * MS_PER_HOUR),
-            end: EventTime(t0 + (hour + 1) * MS_PER_HOUR),
+            start: EventTime(T0 + hour * MS_PER_HOUR),
+            end: EventTime(T0 + (hour + 1) * MS_PER_HOUR),
             value,
             priced: true,
             workspace: 7,
             evidence: id,
-            correction: false,
-        };
+            correction,
+        }
+    }
+
+    #[test]
+    fn cost_is_summed_per_hour_and_late_rows_are_counted() {
+        let mut d = ValueDetector::new(def("cost"));
+        let mut out = Vec::new();
+        let t0 = T0;
+        let obs = |hour: i64, value: f64, id: &'static str| billed(hour, value, id, false);
         for h in 0..100 {
             let factor = if h == 90 { 8.0 } else { 1.0 };
             d.observe(obs(h, 3.0 * factor, "a"));
@@ -613,19 +632,8 @@ mod tests {
     fn a_late_restatement_raises_a_new_alert_naming_the_one_it_corrects() {
         let mut d = ValueDetector::new(def("cost"));
         let mut out = Vec::new();
-        let t0 = 1_704_067_200_000i64;
-        let obs = |hour: i64, value: f64, id: &'static str, correction: bool| Observation {
-            principal: "etl-sp",
-            kind: PrincipalKind::ServicePrincipal,
-            job: "",
-            start: EventTime(t0 + hour * MS_PER_HOUR),
-            end: EventTime(t0 + (hour + 1) * MS_PER_HOUR),
-            value,
-            priced: true,
-            workspace: 7,
-            evidence: id,
-            correction,
-        };
+        let t0 = T0;
+        let obs = billed;
         let at = |h: i64| EventTime(t0 + h * MS_PER_HOUR);
         for h in 0..100 {
             // Hour 90 is billed 8× its usual; hour 95 as usual.
