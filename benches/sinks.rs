@@ -41,6 +41,7 @@ fn alert(i: usize) -> Alert {
         ),
         evidence: (0..5).map(|e| format!("0f{i:08x}-{e:04x}-4a5b-8c9d-1234567890ab")).collect(),
         corrects: None,
+        triage: Default::default(),
         context: AlertContext {
             principal_kind: PrincipalKind::User,
             groups: vec!["analysts".into(), "finance-readers".into()],

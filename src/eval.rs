@@ -618,6 +618,7 @@ mod tests {
             summary: String::new(),
             evidence: vec![],
             corrects: None,
+            triage: Default::default(),
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: vec![],

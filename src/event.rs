@@ -237,6 +237,41 @@ pub enum RunPhase {
     Complete,
 }
 
+/// `auditLevel` of an audit event: whether it was logged for the account
+/// or for a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum AuditLevel {
+    #[default]
+    Unknown,
+    Account,
+    Workspace,
+}
+
+impl AuditLevel {
+    /// From `ACCOUNT_LEVEL` / `WORKSPACE_LEVEL` (any case).
+    pub fn parse(s: &str) -> AuditLevel {
+        if s.eq_ignore_ascii_case("ACCOUNT_LEVEL") {
+            AuditLevel::Account
+        } else if s.eq_ignore_ascii_case("WORKSPACE_LEVEL") {
+            AuditLevel::Workspace
+        } else {
+            AuditLevel::Unknown
+        }
+    }
+
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_index(i: u8) -> AuditLevel {
+        match i {
+            1 => AuditLevel::Account,
+            2 => AuditLevel::Workspace,
+            _ => AuditLevel::Unknown,
+        }
+    }
+}
+
 /// One normalized record. Empty strings mean "absent" (see the accessors);
 /// the fields are `String`s so a decoder can reuse their capacity.
 #[derive(Debug, Clone, Default)]
@@ -276,12 +311,16 @@ pub struct Event {
     /// Lineage: the table data was read from (`securable` is the target).
     pub source_table: String,
     /// Every request parameter, as text, for the services the rules read
-    /// (empty for the rest: see `decode::catalog::keeps_params`).
+    /// (empty for the rest: see `decode::keep::KeepParams`).
     pub params: Vec<(String, String)>,
     /// `requestId` / `event_id` / `record_id`: what an alert cites as evidence.
     pub id: String,
     /// HTTP-like status of the response, when given.
     pub status: Option<u16>,
+    /// `response.errorMessage` of a refused request (status 400 or more).
+    pub error_message: String,
+    /// `auditLevel` of an audit event.
+    pub audit_level: AuditLevel,
     pub signals: Signals,
     /// Job id and run id for job events and job-run rows; job id for billing.
     pub job_id: String,
@@ -332,6 +371,8 @@ impl Event {
         self.params.clear();
         self.id.clear();
         self.status = None;
+        self.error_message.clear();
+        self.audit_level = AuditLevel::Unknown;
         self.signals = Signals::EMPTY;
         self.job_id.clear();
         self.run_id.clear();

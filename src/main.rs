@@ -226,6 +226,21 @@ enum Command {
     /// are findings, counted apart (how many, how many point at incidents or
     /// at hard negatives) and counted neither in precision nor in recall;
     /// precision over all alerts and recall with findings are printed too.
+    /// Run the `[[test]]` cases inside detector definitions and print a
+    /// table: each case's events go through the replay pipeline with only
+    /// its own definition loaded. Exits 1 when a case fails (or, with
+    /// --require-cases, when a definition lacks a case that alerts or one
+    /// that stays quiet). models/README.md, "Test cases", has the format.
+    TestModels {
+        /// Definition files, or directories walked for `*.toml` (default: the built-in models).
+        paths: Vec<PathBuf>,
+        /// Fail unless every definition has a case that alerts and one that stays quiet.
+        #[arg(long)]
+        require_cases: bool,
+        /// List every case's alerts, not only those of failed cases.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     Eval {
         /// Directory written by `auditwatch generate` (holds `logs/` and `labels.jsonl`).
         #[arg(required_unless_present = "seeds", conflicts_with = "seeds")]
@@ -710,6 +725,30 @@ fn main() -> Result<()> {
                 out.join(auditwatch::generate::PRINCIPALS).display()
             );
             println!("replay with: auditwatch replay {}", out.join(auditwatch::generate::LOGS_DIR).display());
+        }
+        Command::TestModels { paths, require_cases, verbose } => {
+            let files = match auditwatch::detect::cases::load(&paths) {
+                Ok(files) => files,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let report = auditwatch::detect::cases::run_all(&files, verbose);
+            print!("{}", report.table);
+            for missing in &report.incomplete {
+                println!("{} {missing}", if require_cases { "FAIL  " } else { "note  " });
+            }
+            println!(
+                "{} cases passed, {} failed, {} definitions; {} without both kinds of case",
+                report.passed,
+                report.failed,
+                files.len(),
+                report.incomplete.len()
+            );
+            if !report.ok(require_cases) {
+                std::process::exit(1);
+            }
         }
         Command::Eval { dir, seeds, days, principals, json, models } => {
             let config = PipelineConfig::new(load_definitions(&models)?);

@@ -9,6 +9,7 @@ use crate::access::AccessModel;
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
+use crate::decode::keep::KeepParams;
 use crate::detect::access::{AccessRule, Rule};
 use crate::detect::allowlist::Allowlist;
 use crate::detect::count::CountDetector;
@@ -37,6 +38,7 @@ use crate::telemetry::Stats;
 use crate::time::{EventTime, MS_PER_DAY};
 use rustc_hash::FxHashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 mod checkpoint;
@@ -114,8 +116,8 @@ type ServiceRules = (Vec<usize>, FxHashMap<String, Vec<usize>>);
 #[derive(Debug, Default)]
 struct RuleIndex {
     by_service: FxHashMap<String, ServiceRules>,
-    /// Rules naming no service.
-    any_service: Vec<usize>,
+    /// Rules naming no service: those naming no action, and by action.
+    any_service: ServiceRules,
 }
 
 impl RuleIndex {
@@ -123,30 +125,41 @@ impl RuleIndex {
         let mut index = RuleIndex::default();
         for (i, r) in rules.iter().enumerate() {
             let Some(m) = r.definition().matcher.as_ref() else { continue };
-            if m.services.is_empty() {
-                index.any_service.push(i);
-                continue;
-            }
-            for s in &m.services {
-                let (service_only, by_action) = index.by_service.entry(s.clone()).or_default();
+            let m = &m.when;
+            let add = |(service_only, by_action): &mut ServiceRules| {
                 if m.actions.is_empty() {
                     service_only.push(i);
                 }
                 for a in &m.actions {
-                    by_action.entry(a.clone()).or_default().push(i);
+                    let rules = by_action.entry(a.to_ascii_lowercase()).or_default();
+                    if !rules.contains(&i) {
+                        rules.push(i);
+                    }
                 }
+            };
+            if m.services.is_empty() {
+                add(&mut index.any_service);
+            }
+            for s in &m.services {
+                add(index.by_service.entry(s.to_ascii_lowercase()).or_default());
             }
         }
         index
     }
 
-    /// Rules worth checking for `ev`, each once, in rule order.
-    fn candidates(&self, ev: &Event) -> impl Iterator<Item = &usize> {
-        let (service_only, by_action): (&[usize], &[usize]) = match self.by_service.get(ev.service.as_str()) {
-            Some((only, actions)) => (only, actions.get(ev.action.as_str()).map(Vec::as_slice).unwrap_or(&[])),
-            None => (&[], &[]),
+    /// Rules worth checking for `ev`, each once, in rule order. Names
+    /// compare ignoring ASCII case (Azure's diagnostic logs spell some
+    /// services their own way).
+    fn candidates<'a>(&'a self, ev: &Event) -> impl Iterator<Item = &'a usize> {
+        let (mut sbuf, mut abuf) = ([0u8; 64], [0u8; 96]);
+        let service = crate::decode::keep::lower_into(&mut sbuf, &ev.service);
+        let action = crate::decode::keep::lower_into(&mut abuf, &ev.action);
+        let of = |(only, actions): &'a ServiceRules| -> (&'a [usize], &'a [usize]) {
+            (only, action.and_then(|a| actions.get(a)).map(Vec::as_slice).unwrap_or(&[]))
         };
-        service_only.iter().chain(by_action).chain(&self.any_service)
+        let (service_only, by_action) = service.and_then(|s| self.by_service.get(s)).map_or((&[][..], &[][..]), of);
+        let (any_only, any_by_action) = of(&self.any_service);
+        service_only.iter().chain(by_action).chain(any_only).chain(any_by_action)
     }
 }
 
@@ -407,7 +420,8 @@ impl Pipeline {
                 if !rule.matches(ev) {
                     continue;
                 }
-                let key = rule.key_of(ev);
+                let mut address = String::new();
+                let key = rule.key_of(ev, &mut address);
                 if key.is_empty() {
                     continue;
                 }
@@ -611,6 +625,7 @@ impl Pipeline {
                 a.summary.push_str(&format!(" It may read personal data ({first}), which raises the severity."));
             }
         }
+        a.rescore();
     }
 
     fn learn_job_owner(&mut self, ev: &Event) {
@@ -1002,6 +1017,7 @@ fn replay_pass(
     let groups = files::group_streams(files, opts.max_record_bytes);
     let (prices, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.shape == Some(Shape::ListPrice));
 
+    let keep = Arc::new(KeepParams::for_definitions(&config.definitions));
     let hold = matches!(ordering, Ordering::Trusting(_));
     let mut run = ReplayRun {
         pipeline: Pipeline::new(config),
@@ -1025,7 +1041,7 @@ fn replay_pass(
         progress.set_position(total_bytes);
     }
     let chains = |groups: Vec<files::StreamFiles>| -> Vec<Box<dyn RecordStream + Send>> {
-        groups.into_iter().map(|g| open_stream(g.files, opts)).collect()
+        groups.into_iter().map(|g| open_stream(g.files, opts, &keep)).collect()
     };
     let phases = [chains(prices), chains(others)];
     let mut bytes_done = 0;
@@ -1121,20 +1137,20 @@ fn replay_pass(
 
 /// Opens one stream of files: decoded inline, or (with `parallel_decode`)
 /// by several threads per stream for JSON lines and one for Parquet.
-fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions) -> Box<dyn RecordStream + Send> {
+fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions, keep: &Arc<KeepParams>) -> Box<dyn RecordStream + Send> {
     let max = opts.max_record_bytes;
     if !opts.parallel_decode {
-        return Box::new(FileChain::new(files, max));
+        return Box::new(FileChain::new(files, max).keeping(keep.clone()));
     }
     let all_lines = files.iter().all(|f| files::sniff(f).is_ok_and(|fmt| fmt != files::Format::Parquet));
     if all_lines {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-        match ChunkedLines::spawn(files.clone(), max, workers) {
+        match ChunkedLines::spawn(files.clone(), max, workers, keep.clone()) {
             Ok(s) => return Box::new(s),
             Err(e) => tracing::warn!(error = %e, "no decode threads; one thread for this stream"),
         }
     }
-    Batched::spawn(Box::new(FileChain::new(files, max)))
+    Batched::spawn(Box::new(FileChain::new(files, max).keeping(keep.clone())))
 }
 
 /// A replay's counts into the served metrics.

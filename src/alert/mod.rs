@@ -4,9 +4,12 @@
 //! contract with SIEMs), its id, and severity. An alert is built once and
 //! never rewritten. Nothing here decides whether to alert.
 
+pub mod triage;
+
 use crate::event::PrincipalKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+pub use triage::{Attack, Confidence};
 
 /// Version of the alert schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,6 +26,13 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// From its name (`info`, `low`, `medium`, `high`, `critical`).
+    pub fn parse(name: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -90,7 +100,34 @@ pub struct Alert {
     /// alert that names the old one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrects: Option<String>,
+    /// ATT&CK mapping, runbook, confidence and risk (see [`triage`]).
+    #[serde(flatten)]
+    pub triage: Triage,
     pub context: AlertContext,
+}
+
+/// What the person who triages an alert is told besides its summary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Triage {
+    /// MITRE ATT&CK tactics and techniques the detector stands for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack: Vec<Attack>,
+    /// The first things to check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runbook: Vec<String>,
+    /// 0–100: how sure the detector is the finding is real.
+    #[serde(default)]
+    pub confidence: u8,
+    /// 0–100: `weight(severity) × confidence / 100` (see [`triage`]).
+    #[serde(default)]
+    pub risk_score: u8,
+}
+
+impl Alert {
+    /// Recomputes the risk score after the severity changed.
+    pub fn rescore(&mut self) {
+        self.triage.risk_score = triage::risk_score(self.severity, self.triage.confidence);
+    }
 }
 
 /// The alert id: the first 128 bits of SHA-256 over detector, principal,

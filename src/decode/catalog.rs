@@ -143,34 +143,6 @@ fn is_permission_change(service: &str, action: &str) -> bool {
         || (eq(service, "databrickssql") && eq(action, "changePermissions"))
 }
 
-/// Whether the rules need every request parameter of this event: the
-/// account, workspace-configuration and control-plane services whose
-/// events are few and whose parameters say what changed. The high-volume
-/// services (queries, notebooks, jobs, table reads, secrets) are left out.
-pub fn keeps_params(service: &str, action: &str) -> bool {
-    matches!(
-        service,
-        "accounts"
-            | "workspace"
-            | "ssoConfigBackend"
-            | "globalInitScripts"
-            | "deltaSharingControl"
-            | "deltaSharingAccess"
-            | "clusters"
-            | "clusterPolicies"
-            | "dbfs"
-            | "iamRole"
-            | "mlflowModelRegistry"
-            | "modelRegistry"
-            | "clusterLibraries"
-            | "ipAccessList"
-            | "mlflowAcledArtifact"
-            | "sql"
-            | "accountsManager"
-            | "serverlessRealTimeInference"
-    ) || (service == "unityCatalog" && !action.starts_with("get") && !action.starts_with("list"))
-}
-
 /// Whether an action is a login or authentication attempt.
 pub fn is_login(action: &str) -> bool {
     contains_ci(action, "login") || contains_ci(action, "authentication")

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod dedup;
+pub mod keep;
 pub mod raw;
 
 use crate::event::{Event, PrincipalKind, RunPhase, Shape, Signal, set_principal};
@@ -113,8 +114,15 @@ impl From<TimeError> for QuarantineReason {
     }
 }
 
-/// Decodes one JSON line into `ev`. On error `ev` holds garbage.
+/// Decodes one JSON line into `ev`, keeping every request parameter of
+/// an audit event. On error `ev` holds garbage.
 pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReason> {
+    decode_json_keeping(line, ev, &keep::KeepParams::everything())
+}
+
+/// [`decode_json`], keeping request parameters only for the events `keep`
+/// names (what the loaded detectors read).
+pub fn decode_json_keeping(line: &[u8], ev: &mut Event, keep: &keep::KeepParams) -> Result<Shape, QuarantineReason> {
     let text = std::str::from_utf8(line).map_err(|_| QuarantineReason::InvalidUtf8)?;
     // serde would read a JSON array into the struct by position: refuse
     // anything but an object up front.
@@ -130,7 +138,7 @@ pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReaso
     }
     let raw: RawRecord<'_> = serde_json::from_str(text).map_err(classify_json_error)?;
     let shape = normalize(&raw, ev)?;
-    if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) && catalog::keeps_params(&ev.service, &ev.action) {
+    if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) && keep.keeps(&ev.service, &ev.action) {
         all_params(text, ev);
     }
     Ok(shape)
@@ -138,8 +146,8 @@ pub fn decode_json(line: &[u8], ev: &mut Event) -> Result<Shape, QuarantineReaso
 
 /// Copies every request parameter of `text` into `ev.params`: the rules
 /// read parameters no typed field holds (configuration keys, token
-/// lifetimes, ...). A second, narrow parse, done only for the services
-/// whose events the rules read (see [`catalog::keeps_params`]), so the
+/// lifetimes, ...). A second, narrow parse, done only for the events the
+/// loaded detectors read parameters of (see [`keep::KeepParams`]), so the
 /// hot path pays nothing. Strings are unescaped; numbers and booleans
 /// kept as written; nested values as their JSON text; nulls skipped.
 fn all_params(text: &str, ev: &mut Event) {
@@ -270,7 +278,7 @@ fn set_principal_from(dst: &mut String, t: &Text<'_>) {
 
 fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
     let delivered = shape == Shape::AuditDelivery;
-    let (service, action, ws, ip, ua, identity, params) = if delivered {
+    let (service, action, ws, ip, ua, identity, params, level) = if delivered {
         (
             &raw.service_name_camel,
             &raw.action_name_camel,
@@ -279,6 +287,7 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
             &raw.user_agent_camel,
             raw.user_identity_camel.as_deref(),
             raw.request_params_camel.as_deref(),
+            &raw.audit_level_camel,
         )
     } else {
         (
@@ -289,6 +298,7 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
             &raw.user_agent,
             raw.user_identity.as_deref(),
             raw.request_params.as_deref(),
+            &raw.audit_level,
         )
     };
     if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
@@ -301,6 +311,14 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
         .and_then(|r| text(&r.status_code))
         .and_then(|v| v.as_i64())
         .and_then(|n| u16::try_from(n).ok());
+    if ev.failed()
+        && let Some(r) = &raw.response
+    {
+        put(&mut ev.error_message, &r.error_message);
+    }
+    if let Some(level) = text(level).and_then(|v| v.as_str()) {
+        ev.audit_level = crate::event::AuditLevel::parse(level);
+    }
     // A service missing from the catalogue (Databricks adds some every
     // quarter) is still data: it feeds the detectors that need no
     // service-specific knowledge (activity, source, access rules).
@@ -355,6 +373,14 @@ fn set_actor(ev: &mut Event, identity: Option<&RawIdentity<'_>>, params: &RawPar
     }
     let named_user = first(&[&params.user, &params.target_user_name, &params.principal]);
     set_principal_from(&mut ev.target, named_user);
+    if ev.target.is_empty()
+        && let Some(recipient) = text(&params.recipient_name).and_then(|v| v.as_str())
+    {
+        // A Delta Sharing recipient names no user: the recipient is whom
+        // the request is about.
+        ev.target.push_str("recipient:");
+        ev.target.push_str(recipient.trim());
+    }
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
     let is_login = ev.action.to_ascii_lowercase().contains("login");
     if is_login && matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System) && !ev.target.is_empty()

@@ -194,6 +194,8 @@ pub struct RawIdentityMetadata<'a> {
 pub struct RawResponse<'a> {
     #[serde(borrow, alias = "statusCode")]
     pub status_code: Text<'a>,
+    #[serde(borrow, alias = "errorMessage")]
+    pub error_message: Text<'a>,
 }
 
 /// The request parameters the signals use. Both spellings are accepted
@@ -231,6 +233,9 @@ pub struct RawParams<'a> {
     pub user: Text<'a>,
     #[serde(borrow, alias = "targetGroupName")]
     pub target_group_name: Text<'a>,
+    /// The Delta Sharing recipient of a data request (which names no user).
+    #[serde(borrow, alias = "recipientName")]
+    pub recipient_name: Text<'a>,
     // Access changes: Unity Catalog permission changes (a JSON string of
     // `[{principal, add, remove}]`), the SCIM endpoint of a delete, the role
     // of `modifyUserRole`.
@@ -303,6 +308,8 @@ pub struct RawRecord<'a> {
     pub user_identity_camel: Option<Obj<RawIdentity<'a>>>,
     #[serde(borrow, rename = "requestParams")]
     pub request_params_camel: Option<Obj<RawParams<'a>>>,
+    #[serde(borrow, rename = "auditLevel")]
+    pub audit_level_camel: Text<'a>,
 
     // --- system.access.audit (snake_case) ---
     #[serde(borrow)]
@@ -325,6 +332,8 @@ pub struct RawRecord<'a> {
     pub request_params: Option<Obj<RawParams<'a>>>,
     #[serde(borrow)]
     pub identity_metadata: Option<Obj<RawIdentityMetadata<'a>>>,
+    #[serde(borrow)]
+    pub audit_level: Text<'a>,
 
     // --- shared by both audit shapes ---
     #[serde(borrow)]

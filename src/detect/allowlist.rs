@@ -179,6 +179,7 @@ expires = "2024-01-10T18:00:00Z"
             summary: String::new(),
             evidence: Vec::new(),
             corrects: None,
+            triage: Default::default(),
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: Vec::new(),

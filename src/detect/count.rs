@@ -650,6 +650,7 @@ impl CountDetector {
                 summary,
                 evidence: bucket.evidence.ids(),
                 corrects: None,
+                triage: def.triage(severity, s),
                 context: ctx,
             });
         }

@@ -168,6 +168,19 @@ struct RawDefinition {
     /// that a billing correction still re-judges it.
     #[serde(default)]
     correction_hours: Option<u32>,
+    /// `high`, `medium` or `low`: how sure a finding is real (rules), or
+    /// the most a model's score may claim.
+    #[serde(default)]
+    confidence: Option<String>,
+    /// The first things to check, in order.
+    #[serde(default)]
+    runbook: Vec<String>,
+    /// MITRE ATT&CK tactics and techniques.
+    #[serde(default)]
+    attack: Vec<crate::alert::triage::RawAttack>,
+    /// `[[test]]` cases: read by `auditwatch test-models`, not by detection.
+    #[serde(default, rename = "test")]
+    _tests: Vec<toml::Value>,
 }
 
 /// Hours a closed cost hour stays open to `RETRACTION`/`RESTATEMENT`
@@ -290,11 +303,34 @@ pub struct Definition {
     pub lateness_ms: Option<i64>,
     /// Cost: how long a closed hour stays open to billing corrections.
     pub correction_ms: i64,
-    /// Hash of the file's text; part of every alert id.
+    /// Declared confidence (see `alert::triage`).
+    pub confidence: Option<crate::alert::Confidence>,
+    pub runbook: Vec<String>,
+    pub attack: Vec<crate::alert::Attack>,
+    /// Hash of what the file defines (its `[[test]]` cases left out); part
+    /// of every alert id.
     pub config_version: String,
 }
 
 impl Definition {
+    /// The triage fields of an alert of this definition at `severity`: a
+    /// rule's confidence is the declared one (high by default); a model's
+    /// is its `score`, capped by the declared one.
+    pub fn triage(&self, severity: Severity, score: u8) -> crate::alert::Triage {
+        let declared = self.confidence.map(|c| c.percent());
+        let confidence = if self.model.is_rule() {
+            declared.unwrap_or(crate::alert::Confidence::High.percent())
+        } else {
+            score.min(declared.unwrap_or(100))
+        };
+        crate::alert::Triage {
+            attack: self.attack.clone(),
+            runbook: self.runbook.clone(),
+            confidence,
+            risk_score: crate::alert::triage::risk_score(severity, confidence),
+        }
+    }
+
     /// The `context` of an alert this definition raises; the access model
     /// fills in groups and privileges later. The figures are written as
     /// given (each detector rounds its own).
@@ -516,6 +552,17 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         problems
             .push(format!("key `prior_dispersion`: {}; allowed: 0 ≤ prior_dispersion ≤ 50", count_prior.dispersion));
     }
+    let confidence = raw.confidence.as_deref().and_then(|c| {
+        let parsed = crate::alert::Confidence::parse(c);
+        if parsed.is_none() {
+            problems.push(format!("key `confidence`: `{c}`; allowed: high, medium, low"));
+        }
+        parsed
+    });
+    if raw.runbook.len() > 5 || raw.runbook.iter().any(|s| s.trim().is_empty() || s.len() > 300) {
+        problems.push("key `runbook`: at most 5 steps, each 1 to 300 characters".into());
+    }
+    let attack: Vec<_> = raw.attack.iter().filter_map(|a| crate::alert::Attack::from_raw(a, &mut problems)).collect();
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -557,8 +604,31 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         evidence_limit: raw.evidence_limit as usize,
         lateness_ms: raw.lateness_minutes.map(|m| m as i64 * crate::time::MS_PER_MINUTE),
         correction_ms: raw.correction_hours.unwrap_or(DEFAULT_CORRECTION_HOURS) as i64 * crate::time::MS_PER_HOUR,
-        config_version: config_version(text),
+        confidence,
+        runbook: raw.runbook,
+        attack,
+        config_version: config_version(&without_tests(text)),
     })
+}
+
+/// The text a definition's version is computed from: the file without its
+/// `[[test]]` cases, so that adding a case changes no alert id. The cases
+/// are the last tables of a file by convention; anything after the first
+/// `[[test]]` header that is not a test table is kept.
+fn without_tests(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_test = false;
+    for line in text.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            in_test = header.starts_with("[[test]]") || header.starts_with("[[test.") || header.starts_with("[test.");
+        }
+        if !in_test {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The built-in definitions.

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod allowlist;
 pub mod buckets;
+pub mod cases;
 pub mod count;
 pub mod definition;
 pub mod evidence;
@@ -297,6 +298,7 @@ impl Fact<'_> {
             summary: self.summary,
             evidence: self.evidence,
             corrects: None,
+            triage: def.triage(def.severity, 100),
             context: def.context(self.kind, 0.0, 0.0, None, self.evidence_total),
         }
     }

@@ -324,6 +324,7 @@ impl NoveltyDetector {
                     summary: summary(principal, state.kind, start, &networks, &clients, known, active, age_ms),
                     evidence: evidence.into_iter().map(|(_, id)| id.to_owned()).collect(),
                     corrects: None,
+                    triage: def.triage(severity, s),
                     context: def.context(
                         state.kind,
                         round4(age_ms as f64 / MS_PER_HOUR as f64),

@@ -223,7 +223,6 @@ impl RegistryGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_json;
     use crate::detect::definition::built_in;
 
     const SP: &str = "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -234,7 +233,7 @@ mod tests {
             1_704_103_200_000 + min * 60_000
         );
         let mut e = Event::default();
-        decode_json(line.as_bytes(), &mut e).unwrap();
+        crate::decode::decode_json_keeping(line.as_bytes(), &mut e, &crate::decode::keep::KeepParams::base()).unwrap();
         e
     }
 
@@ -296,7 +295,6 @@ mod tests {
 mod download_tests {
     use super::*;
     use crate::access::parse_snapshot;
-    use crate::decode::decode_json;
     use crate::detect::definition::built_in;
 
     fn download(who: &str) -> Event {
@@ -304,7 +302,7 @@ mod download_tests {
             r#"{{"timestamp":1704103200000,"workspaceId":"7","serviceName":"modelRegistry","actionName":"getModelVersionDownloadUri","userIdentity":{{"email":"{who}"}},"requestId":"r-{who}","requestParams":{{"name":"churn","version":"3"}},"response":{{"statusCode":200}}}}"#
         );
         let mut e = Event::default();
-        decode_json(line.as_bytes(), &mut e).unwrap();
+        crate::decode::decode_json_keeping(line.as_bytes(), &mut e, &crate::decode::keep::KeepParams::base()).unwrap();
         e
     }
 

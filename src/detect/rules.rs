@@ -27,14 +27,16 @@ use super::buckets::{Bucket, Wheel, open_start};
 use super::definition::Definition;
 use super::evidence::Evidence;
 use super::{Fact, Fed};
-use crate::alert::Alert;
-use crate::event::{Event, PrincipalKind};
+use crate::alert::{Alert, Severity};
+use crate::event::{AuditLevel, Event, PrincipalKind};
 use crate::state::{Interner, PrincipalId};
 use crate::time::EventTime;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
-/// The `[match]` table as written.
+/// A `[match]` table as written, and each of its `[[match.any]]` and
+/// `[[match.severity]]` tables (which take the condition keys only).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
@@ -43,11 +45,27 @@ pub struct RawMatch {
     #[serde(default)]
     actions: Vec<String>,
     #[serde(default)]
+    action_prefixes: Vec<String>,
+    #[serde(default)]
+    action_not_prefixes: Vec<String>,
+    #[serde(default)]
     outcome: Option<String>,
     #[serde(default)]
-    params: std::collections::BTreeMap<String, Vec<String>>,
+    status: Vec<u16>,
     #[serde(default)]
-    params_at_least: std::collections::BTreeMap<String, f64>,
+    audit_level: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    params_not: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    params_contains: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    params_not_contains: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    params_at_least: BTreeMap<String, f64>,
+    #[serde(default)]
+    params_hours_after: BTreeMap<String, f64>,
     #[serde(default)]
     params_empty: Vec<String>,
     #[serde(default)]
@@ -55,9 +73,32 @@ pub struct RawMatch {
     #[serde(default)]
     user_agent_contains: Vec<String>,
     #[serde(default)]
+    user_agent_not_contains: Vec<String>,
+    #[serde(default)]
+    error_contains: Vec<String>,
+    // Keys of the `[match]` table itself.
+    #[serde(default)]
     key: Option<String>,
     #[serde(default)]
     distinct: Option<String>,
+    #[serde(default)]
+    noise: Option<String>,
+    #[serde(default)]
+    system_actors: Option<String>,
+    #[serde(default)]
+    refused_severity: Option<String>,
+    #[serde(default)]
+    any: Vec<RawMatch>,
+    /// In `[match]`: the `[[match.severity]]` steps; in a step: its severity.
+    #[serde(default)]
+    severity: Option<SeverityKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SeverityKey {
+    Name(String),
+    Steps(Vec<RawMatch>),
 }
 
 /// Which outcomes match.
@@ -68,44 +109,233 @@ pub enum Outcome {
     Any,
 }
 
+/// A request parameter a condition reads: `a|b|c` is the first of those
+/// that is present and not empty.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParamKey(Vec<String>);
+
+impl ParamKey {
+    fn parse(written: &str) -> ParamKey {
+        ParamKey(written.split('|').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
+    }
+
+    fn value<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        self.0.iter().filter_map(|k| param(ev, k)).find(|v| !is_empty(v))
+    }
+
+    /// The first alternative present, even if empty (for `params_empty`).
+    fn present<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        self.value(ev).or_else(|| self.0.iter().find_map(|k| param(ev, k)))
+    }
+}
+
+/// Conditions on one event, all of which must hold (the condition keys of
+/// a `[match]` table; see the module docs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Conditions {
+    pub services: Vec<String>,
+    pub actions: Vec<String>,
+    action_prefixes: Vec<String>,
+    action_not_prefixes: Vec<String>,
+    outcome: Outcome,
+    status: Vec<u16>,
+    audit_level: Option<AuditLevel>,
+    /// (parameter, values lowercased).
+    params: Vec<(ParamKey, Vec<String>)>,
+    params_not: Vec<(ParamKey, Vec<String>)>,
+    params_contains: Vec<(ParamKey, Vec<String>)>,
+    params_not_contains: Vec<(ParamKey, Vec<String>)>,
+    params_at_least: Vec<(ParamKey, f64)>,
+    params_hours_after: Vec<(ParamKey, f64)>,
+    params_empty: Vec<ParamKey>,
+    params_present: Vec<ParamKey>,
+    user_agent_contains: Vec<String>,
+    user_agent_not_contains: Vec<String>,
+    error_contains: Vec<String>,
+}
+
+fn lower(v: Vec<String>) -> Vec<String> {
+    v.into_iter().map(|s| s.to_ascii_lowercase()).collect()
+}
+
+fn keyed(map: BTreeMap<String, Vec<String>>) -> Vec<(ParamKey, Vec<String>)> {
+    map.into_iter().map(|(k, v)| (ParamKey::parse(&k), lower(v))).collect()
+}
+
+fn severity_named(key: &str, name: &str, problems: &mut Vec<String>) -> Option<Severity> {
+    let s = Severity::parse(name);
+    if s.is_none() {
+        problems.push(format!("key `{key}`: `{name}`; allowed: info, low, medium, high, critical"));
+    }
+    s
+}
+
+impl Conditions {
+    /// The condition keys of `raw`; `at` names the table in problems.
+    fn from_raw(raw: &RawMatch, at: &str, problems: &mut Vec<String>) -> Conditions {
+        let outcome = match raw.outcome.as_deref() {
+            None | Some("any") => Outcome::Any,
+            Some("success") => Outcome::Success,
+            Some("failure") => Outcome::Failure,
+            Some(other) => {
+                problems.push(format!("key `{at}.outcome`: `{other}`; allowed: success, failure, any"));
+                Outcome::Any
+            }
+        };
+        let audit_level = raw.audit_level.as_deref().and_then(|l| match AuditLevel::parse(l) {
+            AuditLevel::Unknown => {
+                problems.push(format!("key `{at}.audit_level`: `{l}`; allowed: ACCOUNT_LEVEL, WORKSPACE_LEVEL"));
+                None
+            }
+            level => Some(level),
+        });
+        for (key, hours) in &raw.params_hours_after {
+            if !(hours.is_finite() && *hours >= 0.0) {
+                problems.push(format!("key `{at}.params_hours_after.{key}`: {hours}; allowed: hours ≥ 0"));
+            }
+        }
+        Conditions {
+            services: raw.services.clone(),
+            actions: raw.actions.clone(),
+            action_prefixes: lower(raw.action_prefixes.clone()),
+            action_not_prefixes: lower(raw.action_not_prefixes.clone()),
+            outcome,
+            status: raw.status.clone(),
+            audit_level,
+            params: keyed(raw.params.clone()),
+            params_not: keyed(raw.params_not.clone()),
+            params_contains: keyed(raw.params_contains.clone()),
+            params_not_contains: keyed(raw.params_not_contains.clone()),
+            params_at_least: raw.params_at_least.iter().map(|(k, v)| (ParamKey::parse(k), *v)).collect(),
+            params_hours_after: raw.params_hours_after.iter().map(|(k, v)| (ParamKey::parse(k), *v)).collect(),
+            params_empty: raw.params_empty.iter().map(|k| ParamKey::parse(k)).collect(),
+            params_present: raw.params_present.iter().map(|k| ParamKey::parse(k)).collect(),
+            user_agent_contains: lower(raw.user_agent_contains.clone()),
+            user_agent_not_contains: lower(raw.user_agent_not_contains.clone()),
+            error_contains: lower(raw.error_contains.clone()),
+        }
+    }
+
+    /// Whether any condition reads a request parameter.
+    fn reads_params(&self) -> bool {
+        !(self.params.is_empty()
+            && self.params_not.is_empty()
+            && self.params_contains.is_empty()
+            && self.params_not_contains.is_empty()
+            && self.params_at_least.is_empty()
+            && self.params_hours_after.is_empty()
+            && self.params_empty.is_empty()
+            && self.params_present.is_empty())
+    }
+
+    /// Whether every condition holds for `ev`.
+    pub fn holds(&self, ev: &Event) -> bool {
+        let any_of = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(v));
+        if !any_of(&self.services, &ev.service) || !any_of(&self.actions, &ev.action) {
+            return false;
+        }
+        if !self.action_prefixes.is_empty() && !self.action_prefixes.iter().any(|p| starts_with_ci(&ev.action, p)) {
+            return false;
+        }
+        if self.action_not_prefixes.iter().any(|p| starts_with_ci(&ev.action, p)) {
+            return false;
+        }
+        match self.outcome {
+            Outcome::Success if ev.failed() => return false,
+            Outcome::Failure if !ev.failed() => return false,
+            _ => {}
+        }
+        if !self.status.is_empty() && !ev.status.is_some_and(|s| self.status.contains(&s)) {
+            return false;
+        }
+        if self.audit_level.is_some_and(|l| l != ev.audit_level) {
+            return false;
+        }
+        let has = |list: &[String], text: &str| list.iter().any(|s| contains_ignore_case(text, s));
+        if !self.user_agent_contains.is_empty() && !has(&self.user_agent_contains, &ev.user_agent) {
+            return false;
+        }
+        if has(&self.user_agent_not_contains, &ev.user_agent) {
+            return false;
+        }
+        if !self.error_contains.is_empty() && !has(&self.error_contains, &ev.error_message) {
+            return false;
+        }
+        let equals = |allowed: &[String], v: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(v.trim()));
+        self.params.iter().all(|(k, allowed)| k.value(ev).is_some_and(|v| equals(allowed, v)))
+            && self.params_not.iter().all(|(k, refused)| !k.value(ev).is_some_and(|v| equals(refused, v)))
+            && self.params_contains.iter().all(|(k, parts)| k.value(ev).is_some_and(|v| has(parts, v)))
+            && self.params_not_contains.iter().all(|(k, parts)| !k.value(ev).is_some_and(|v| has(parts, v)))
+            && self.params_at_least.iter().all(|(k, min)| k.value(ev).and_then(number).is_some_and(|v| v >= *min))
+            && self.params_hours_after.iter().all(|(k, hours)| {
+                k.value(ev)
+                    .and_then(number)
+                    .is_some_and(|ms| ms > 0.0 && (ms - ev.time.0 as f64) / 3_600_000.0 > *hours)
+            })
+            && self.params_empty.iter().all(|k| k.present(ev).is_none_or(is_empty))
+            && self.params_present.iter().all(|k| k.value(ev).is_some())
+    }
+}
+
+/// A number as Databricks writes one in a parameter (`"1735689600000"`,
+/// `7776000`, `1.7e12`).
+fn number(v: &str) -> Option<f64> {
+    v.trim().trim_matches('"').parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+fn starts_with_ci(s: &str, prefix_lc: &str) -> bool {
+    s.len() >= prefix_lc.len() && s.as_bytes()[..prefix_lc.len()].eq_ignore_ascii_case(prefix_lc.as_bytes())
+}
+
 /// A validated `[match]` table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Matcher {
-    pub services: Vec<String>,
-    pub actions: Vec<String>,
-    pub outcome: Outcome,
-    /// (parameter, allowed values lowercased).
-    pub params: Vec<(String, Vec<String>)>,
-    pub params_at_least: Vec<(String, f64)>,
-    pub params_empty: Vec<String>,
-    pub params_present: Vec<String>,
-    pub user_agent_contains: Vec<String>,
+    /// What every matching event satisfies.
+    pub when: Conditions,
+    /// At least one of these holds too (when any are given).
+    pub any: Vec<Conditions>,
+    /// The first step that holds sets a matched event's severity.
+    pub severity_steps: Vec<(Conditions, Severity)>,
+    /// The severity of a refused event (status 400 or more) no step names.
+    pub refused_severity: Option<Severity>,
+    /// Panther's noise filter: Databricks' own runtime agents, telemetry
+    /// and health paths, service principals named by application id.
+    pub skip_noise: bool,
+    /// Databricks' placeholders (`System-User`, ...) and events that name
+    /// no actor do not count.
+    pub skip_system: bool,
     /// Count under the target principal (falling back to the actor).
     pub by_target: bool,
     /// Count distinct workspaces instead of events.
     pub distinct_workspaces: bool,
 }
 
+/// User agents of Databricks' own runtime and clients (Panther's noise filter).
+const NOISE_AGENTS: &[&str] = &[
+    "databricks-service/driver",
+    "databricks-runtime",
+    "delta-sharing-sparkstructuredstreaming",
+    "rawdbhttpclient",
+    "mlflow-python",
+    "obssdk-scala",
+    "wsfs",
+    "feature-store",
+];
+/// Request paths of telemetry and health checks.
+const NOISE_PATHS: &[&str] = &["/telemetry", "/delta-commit", "/health", "/metrics", "/status"];
+
 impl Matcher {
     /// Validates a raw table; problems are pushed with their key.
     pub fn from_raw(raw: RawMatch, problems: &mut Vec<String>) -> Matcher {
-        let outcome = match raw.outcome.as_deref() {
-            None | Some("any") => Outcome::Any,
-            Some("success") => Outcome::Success,
-            Some("failure") => Outcome::Failure,
-            Some(other) => {
-                problems.push(format!("key `match.outcome`: `{other}`; allowed: success, failure, any"));
-                Outcome::Any
-            }
-        };
-        let by_target = match raw.key.as_deref() {
-            None | Some("actor") => false,
-            Some("target") => true,
-            Some(other) => {
-                problems.push(format!("key `match.key`: `{other}`; allowed: actor, target"));
-                false
-            }
-        };
+        let choice =
+            |key: &str, value: &Option<String>, allowed: &[&str], problems: &mut Vec<String>| match value.as_deref() {
+                None => 0,
+                Some(v) => allowed.iter().position(|a| *a == v).unwrap_or_else(|| {
+                    problems.push(format!("key `match.{key}`: `{v}`; allowed: {}", allowed.join(", ")));
+                    0
+                }),
+            };
+        let by_target = choice("key", &raw.key, &["actor", "target"], problems) == 1;
         let distinct_workspaces = match raw.distinct.as_deref() {
             None => false,
             Some("workspace") => true,
@@ -114,53 +344,111 @@ impl Matcher {
                 false
             }
         };
-        if raw.services.is_empty() && raw.actions.is_empty() && raw.user_agent_contains.is_empty() {
+        let skip_noise = choice("noise", &raw.noise, &["keep", "skip"], problems) == 1;
+        let skip_system = choice("system_actors", &raw.system_actors, &["count", "skip"], problems) == 1;
+        let refused_severity =
+            raw.refused_severity.as_deref().and_then(|s| severity_named("match.refused_severity", s, problems));
+        let when = Conditions::from_raw(&raw, "match", problems);
+        if when.services.is_empty()
+            && when.actions.is_empty()
+            && when.action_prefixes.is_empty()
+            && when.user_agent_contains.is_empty()
+        {
             problems.push(
-                "key `match`: name `services`, `actions` or `user_agent_contains`, or it matches everything".into(),
+                "key `match`: name `services`, `actions`, `action_prefixes` or `user_agent_contains`, or it matches everything"
+                    .into(),
             );
         }
-        let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
-        Matcher {
-            services: raw.services,
-            actions: raw.actions,
-            outcome,
-            params: raw.params.into_iter().map(|(k, v)| (k, lower(v))).collect(),
-            params_at_least: raw.params_at_least.into_iter().collect(),
-            params_empty: raw.params_empty,
-            params_present: raw.params_present,
-            user_agent_contains: lower(raw.user_agent_contains),
-            by_target,
-            distinct_workspaces,
-        }
+        let inner = |table: &RawMatch, at: &str, problems: &mut Vec<String>| {
+            for (key, given) in [
+                ("key", table.key.is_some()),
+                ("distinct", table.distinct.is_some()),
+                ("noise", table.noise.is_some()),
+                ("system_actors", table.system_actors.is_some()),
+                ("refused_severity", table.refused_severity.is_some()),
+                ("any", !table.any.is_empty()),
+            ] {
+                if given {
+                    problems.push(format!("key `{at}.{key}` is only for the `[match]` table"));
+                }
+            }
+            Conditions::from_raw(table, at, problems)
+        };
+        let any = raw
+            .any
+            .iter()
+            .map(|t| {
+                if t.severity.is_some() {
+                    problems.push("key `match.any.severity`: use `[[match.severity]]`".into());
+                }
+                inner(t, "match.any", problems)
+            })
+            .collect();
+        let severity_steps = match &raw.severity {
+            None => Vec::new(),
+            Some(SeverityKey::Name(_)) => {
+                problems.push("key `match.severity`: write `[[match.severity]]` tables, each with a severity".into());
+                Vec::new()
+            }
+            Some(SeverityKey::Steps(steps)) => steps
+                .iter()
+                .filter_map(|t| {
+                    let conditions = inner(t, "match.severity", problems);
+                    match &t.severity {
+                        Some(SeverityKey::Name(n)) => {
+                            severity_named("match.severity.severity", n, problems).map(|s| (conditions, s))
+                        }
+                        _ => {
+                            problems.push("key `match.severity.severity` is required in each step".into());
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        };
+        Matcher { when, any, severity_steps, refused_severity, skip_noise, skip_system, by_target, distinct_workspaces }
     }
 
     /// Whether `ev` matches.
     pub fn matches(&self, ev: &Event) -> bool {
-        let any_of = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
-        if !any_of(&self.services, &ev.service) || !any_of(&self.actions, &ev.action) {
-            return false;
-        }
-        let failed = ev.status.is_some_and(|s| s >= 400);
-        match self.outcome {
-            Outcome::Success if failed => return false,
-            Outcome::Failure if !failed => return false,
-            _ => {}
-        }
-        if !self.user_agent_contains.is_empty()
-            && !self.user_agent_contains.iter().any(|s| contains_ignore_case(&ev.user_agent, s))
-        {
-            return false;
-        }
-        self.params
-            .iter()
-            .all(|(k, allowed)| param(ev, k).is_some_and(|v| allowed.iter().any(|a| a.eq_ignore_ascii_case(v))))
-            && self
-                .params_at_least
-                .iter()
-                .all(|(k, min)| param(ev, k).and_then(|v| v.trim().parse::<f64>().ok()).is_some_and(|v| v >= *min))
-            && self.params_empty.iter().all(|k| param(ev, k).is_none_or(is_empty))
-            && self.params_present.iter().all(|k| param(ev, k).is_some_and(|v| !is_empty(v)))
+        self.when.holds(ev)
+            && (self.any.is_empty() || self.any.iter().any(|c| c.holds(ev)))
+            && !(self.skip_noise && is_noise(ev))
+            && !(self.skip_system && (ev.principal.is_empty() || ev.principal_kind == PrincipalKind::System))
     }
+
+    /// The severity a matched event stands for.
+    pub fn severity_of(&self, ev: &Event, default: Severity) -> Severity {
+        match self.severity_steps.iter().find(|(c, _)| c.holds(ev)) {
+            Some((_, s)) => *s,
+            None if ev.failed() => self.refused_severity.unwrap_or(default),
+            None => default,
+        }
+    }
+
+    /// The (services, actions, action prefixes) whose events must keep
+    /// their request parameters for this table to be judged.
+    pub fn param_scopes(&self) -> Vec<(&[String], &[String], &[String])> {
+        let reads = self.skip_noise
+            || self.when.reads_params()
+            || self.any.iter().any(Conditions::reads_params)
+            || self.severity_steps.iter().any(|(c, _)| c.reads_params());
+        if !reads {
+            return Vec::new();
+        }
+        // The outer scope bounds every alternative; an alternative that
+        // names its own services or actions narrows it, but keeping the
+        // outer scope is what makes all of them judgeable.
+        vec![(&self.when.services, &self.when.actions, &self.when.action_prefixes)]
+    }
+}
+
+/// Panther's noise filter: Databricks' own agents, telemetry paths, and
+/// actors named by a service principal's application id.
+fn is_noise(ev: &Event) -> bool {
+    NOISE_AGENTS.iter().any(|a| contains_ignore_case(&ev.user_agent, a))
+        || param(ev, "path").is_some_and(|p| NOISE_PATHS.iter().any(|n| contains_ignore_case(p, n)))
+        || ev.principal.get(..36).is_some_and(crate::event::is_uuid)
 }
 
 /// Whether `haystack` contains `needle` (lowercase ASCII), ignoring ASCII
@@ -191,9 +479,14 @@ fn is_empty(v: &str) -> bool {
 
 /// A principal's matches in one window (fields set by `Bucket::reset` when opened).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 struct Matches {
     start: i64,
     count: u64,
+    /// Matched events that were refused (status 400 or more).
+    refused: u64,
+    /// The highest severity of the matched events.
+    severity: Option<Severity>,
     workspace: u64,
     workspaces: Vec<u64>,
     evidence: Evidence,
@@ -209,6 +502,8 @@ impl Bucket for Matches {
     fn reset(&mut self, start: i64) {
         self.start = start;
         self.count = 0;
+        self.refused = 0;
+        self.severity = None;
         self.workspace = u64::MAX;
         self.workspaces.clear();
         self.evidence.clear();
@@ -260,9 +555,26 @@ impl MatchRule {
         &self.def
     }
 
-    /// Whom a matching event is counted for.
-    pub fn key_of<'e>(&self, ev: &'e Event) -> &'e str {
-        if self.matcher.by_target && !ev.target.is_empty() { &ev.target } else { &ev.principal }
+    /// Whom a matching event is counted for: the actor (or with `key =
+    /// "target"` the principal the action names), falling back to the
+    /// other, then to the source address, so that an event naming no user
+    /// (a Delta Sharing recipient's request) still counts. Written into
+    /// `buf` only for the address.
+    pub fn key_of<'e>(&self, ev: &'e Event, buf: &'e mut String) -> &'e str {
+        let (first, second) =
+            if self.matcher.by_target { (&ev.target, &ev.principal) } else { (&ev.principal, &ev.target) };
+        if !first.is_empty() {
+            first
+        } else if !second.is_empty() {
+            second
+        } else if !ev.source_ip.is_empty() {
+            buf.clear();
+            buf.push_str("ip:");
+            buf.push_str(&ev.source_ip);
+            buf
+        } else {
+            ""
+        }
     }
 
     pub fn matches(&self, ev: &Event) -> bool {
@@ -283,6 +595,9 @@ impl MatchRule {
         state.kind.get_or_insert(kind);
         let bucket = self.wheel.open(&mut state.open, principal, start);
         bucket.count += 1;
+        bucket.refused += u64::from(ev.failed());
+        let severity = self.matcher.severity_of(ev, self.def.severity);
+        bucket.severity = bucket.severity.max(Some(severity));
         bucket.workspace = bucket.workspace.min(ev.workspace);
         if let Err(at) = bucket.workspaces.binary_search(&ev.workspace) {
             bucket.workspaces.insert(at, ev.workspace);
@@ -345,8 +660,14 @@ fn alert(
     } else {
         format!("{observed} times")
     };
+    let refused = match bucket.refused {
+        0 => String::new(),
+        n if n == bucket.count && n == 1 => ", refused".to_owned(),
+        n if n == bucket.count => ", every one refused".to_owned(),
+        n => format!(" ({n} of them refused)"),
+    };
     let summary = format!(
-        "{}: {principal}, {what} between {} and {}. First: {} at {}.{}",
+        "{}: {principal}, {what}{refused} between {} and {}. First: {} at {}.{}",
         def.description,
         EventTime(bucket.start),
         EventTime(end),
@@ -354,7 +675,7 @@ fn alert(
         EventTime(bucket.first.0),
         def.source.as_deref().map(|s| format!(" (Rule idea: {s}.)")).unwrap_or_default(),
     );
-    Fact {
+    let mut alert = Fact {
         def,
         principal,
         kind,
@@ -366,7 +687,10 @@ fn alert(
         summary,
         evidence: bucket.evidence.ids(),
     }
-    .alert()
+    .alert();
+    alert.severity = bucket.severity.unwrap_or(def.severity);
+    alert.rescore();
+    alert
 }
 
 /// `service.action` with the parameters that say what happened, for the summary.

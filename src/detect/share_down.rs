@@ -294,7 +294,6 @@ mod tests {
 mod audit_tests {
     use super::*;
     use crate::access::parse_snapshot;
-    use crate::decode::decode_json;
     use crate::detect::definition::built_in;
 
     fn ev(min: i64, who: &str, action: &str, params: &str) -> Event {
@@ -303,7 +302,7 @@ mod audit_tests {
             1_704_103_200_000 + min * 60_000
         );
         let mut e = Event::default();
-        decode_json(line.as_bytes(), &mut e).unwrap();
+        crate::decode::decode_json_keeping(line.as_bytes(), &mut e, &crate::decode::keep::KeepParams::base()).unwrap();
         e
     }
 

@@ -398,6 +398,7 @@ impl ValueDetector {
             summary,
             evidence: p.evidence.ids(),
             corrects,
+            triage: def.triage(severity, s),
             context: def.context(p.kind, 0.0, round2(samples), None, p.evidence.total()),
         });
     }
@@ -480,6 +481,7 @@ impl ValueDetector {
             summary,
             evidence: p.evidence.ids(),
             corrects: None,
+            triage: def.triage(severity, s),
             context: def.context(
                 p.kind,
                 round2(age_ms as f64 / MS_PER_HOUR as f64),

@@ -29,7 +29,7 @@ mod repartition;
 pub use config::{LiveConfig, LiveConfigError};
 
 use crate::alert::Alert;
-use crate::decode::{QuarantineReason, decode_json};
+use crate::decode::{QuarantineReason, decode_json_keeping};
 use crate::event::Event;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::sink::{AlertLog, DeliveryReport, FanOut, QuarantineFile, SinkError};
@@ -170,6 +170,8 @@ struct Live {
     quarantine: Option<QuarantineFile>,
     quarantine_topic: Option<(BaseProducer, String)>,
     max_record_bytes: usize,
+    /// Which events keep their request parameters (what the detectors read).
+    keep: crate::decode::keep::KeepParams,
     stats: LiveStats,
     /// An error raised inside a rebalance callback, reported by the loop.
     failed: Option<LiveError>,
@@ -315,7 +317,7 @@ impl Live {
             // partition only if librdkafka assigned it without one; be safe.
             self.assign(m.topic(), m.partition())?;
         }
-        let Live { parts, stats, scratch, raised, .. } = self;
+        let Live { parts, stats, scratch, raised, keep, .. } = self;
         let Some(part) = parts.get_mut(&key) else { return Ok(()) };
         let offset = m.offset();
         if offset < part.skip_below {
@@ -347,7 +349,7 @@ impl Live {
                 refused.push((QuarantineReason::TooLarge, line));
                 continue;
             }
-            match decode_json(line, scratch) {
+            match decode_json_keeping(line, scratch, keep) {
                 Ok(_) if copy => {
                     stats.copies += 1;
                     part.pipeline.reference_event(scratch);
@@ -553,6 +555,7 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
     let metrics = crate::telemetry::metrics::Metrics::new().map_err(|e| LiveError::Config(format!("metrics: {e}")))?;
     let spool_dir = opts.delivery.spool_dir.clone().unwrap_or_else(|| cfg.state_dir.join("spool"));
     let sinks = FanOut::open(&opts.delivery, &spool_dir, crate::sink::Mode::Continuous, &metrics.registry)?;
+    let keep = crate::decode::keep::KeepParams::for_definitions(&config.definitions);
     let live = Live {
         config,
         sinks,
@@ -563,6 +566,7 @@ pub fn run(opts: &RunOptions, config: PipelineConfig) -> Result<(LiveStats, Deli
         quarantine: cfg.quarantine_file.as_deref().map(QuarantineFile::append).transpose()?,
         quarantine_topic,
         max_record_bytes: cfg.max_record_bytes,
+        keep,
         stats: LiveStats::default(),
         failed: None,
         scratch: Event::default(),

@@ -70,6 +70,83 @@ fn is_rule(alert: &Alert) -> bool {
     )
 }
 
+/// OCSF `risk_level_id` of a risk score: 0 Info … 4 Critical, in bands of 20.
+fn risk_level(risk: u8) -> (u8, &'static str) {
+    match risk {
+        0..=19 => (0, "Info"),
+        20..=39 => (1, "Low"),
+        40..=59 => (2, "Medium"),
+        60..=79 => (3, "High"),
+        _ => (4, "Critical"),
+    }
+}
+
+/// OCSF `confidence_id`: 1 Low, 2 Medium, 3 High.
+fn confidence_level(confidence: u8) -> (u8, &'static str) {
+    match confidence {
+        0..=49 => (1, "Low"),
+        50..=79 => (2, "Medium"),
+        _ => (3, "High"),
+    }
+}
+
+/// OCSF `finding_info.attacks`: one MITRE ATT&CK object per mapping.
+fn ocsf_attacks(alert: &Alert) -> Vec<Value> {
+    alert
+        .triage
+        .attack
+        .iter()
+        .map(|a| {
+            let mut o = json!({
+                "version": crate::alert::triage::ATTACK_VERSION,
+                "tactic": {"uid": a.tactic_id, "name": a.tactic},
+                "technique": {"uid": a.technique_id, "name": a.technique},
+            });
+            if let (Some(id), Some(name)) = (&a.subtechnique_id, &a.subtechnique) {
+                o["sub_technique"] = json!({"uid": id, "name": name});
+            }
+            o
+        })
+        .collect()
+}
+
+/// ECS `threat.*`: the ATT&CK tactics and techniques, each list in the
+/// order the definition gives them, without repeats.
+fn ecs_threat(alert: &Alert) -> Option<Value> {
+    let attack = &alert.triage.attack;
+    if attack.is_empty() {
+        return None;
+    }
+    fn unique<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+        let mut out = Vec::new();
+        for i in items {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
+    }
+    let tactics = unique(attack.iter().map(|a| (a.tactic_id.clone(), a.tactic.clone(), a.tactic_reference())));
+    let techniques = unique(attack.iter().map(|a| {
+        (a.technique_id.clone(), a.technique.clone(), format!("https://attack.mitre.org/techniques/{}", a.technique_id))
+    }));
+    let subs = unique(
+        attack.iter().filter_map(|a| Some((a.subtechnique_id.clone()?, a.subtechnique.clone()?, a.reference()))),
+    );
+    let ids = |v: &[(String, String, String)]| v.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+    let names = |v: &[(String, String, String)]| v.iter().map(|t| t.1.clone()).collect::<Vec<_>>();
+    let refs = |v: &[(String, String, String)]| v.iter().map(|t| t.2.clone()).collect::<Vec<_>>();
+    let mut technique = json!({"id": ids(&techniques), "name": names(&techniques), "reference": refs(&techniques)});
+    if !subs.is_empty() {
+        technique["subtechnique"] = json!({"id": ids(&subs), "name": names(&subs), "reference": refs(&subs)});
+    }
+    Some(json!({
+        "framework": "MITRE ATT&CK",
+        "tactic": {"id": ids(&tactics), "name": names(&tactics), "reference": refs(&tactics)},
+        "technique": technique,
+    }))
+}
+
 /// The figures a reader needs besides the summary.
 fn figures(alert: &Alert) -> Value {
     json!({
@@ -79,6 +156,9 @@ fn figures(alert: &Alert) -> Value {
         "expected_high": alert.expected_high,
         "p_value": alert.p_value,
         "score": alert.score,
+        "confidence": alert.triage.confidence,
+        "risk_score": alert.triage.risk_score,
+        "runbook": alert.triage.runbook,
         "signal": alert.context.signal,
         "model": alert.context.model,
         "baseline_age_hours": alert.context.baseline_age_hours,
@@ -119,7 +199,7 @@ pub fn ocsf(alert: &Alert) -> Value {
         evidence["src_endpoint"] = json!({"ip": ip.to_string()});
     }
     let (type_id, type_name) = if is_rule(alert) { (1, "Rule") } else { (3, "Statistical") };
-    json!({
+    let mut finding = json!({
         "class_uid": 2004,
         "class_name": "Detection Finding",
         "category_uid": 2,
@@ -137,7 +217,12 @@ pub fn ocsf(alert: &Alert) -> Value {
         "status": "New",
         "is_alert": true,
         "message": alert.summary,
-        "risk_score": alert.score,
+        "risk_score": alert.triage.risk_score,
+        "risk_level_id": risk_level(alert.triage.risk_score).0,
+        "risk_level": risk_level(alert.triage.risk_score).1,
+        "confidence_score": alert.triage.confidence,
+        "confidence_id": confidence_level(alert.triage.confidence).0,
+        "confidence": confidence_level(alert.triage.confidence).1,
         "metadata": {
             "version": OCSF_VERSION,
             "product": {"name": "auditwatch", "vendor_name": "auditwatch", "version": env!("CARGO_PKG_VERSION")},
@@ -161,11 +246,16 @@ pub fn ocsf(alert: &Alert) -> Value {
             "related_events": alert.evidence.iter().map(|id| json!({"uid": id})).collect::<Vec<_>>(),
             "related_events_count": alert.context.evidence_total,
             "data_sources": ["Databricks audit logs"],
+            "attacks": ocsf_attacks(alert),
         },
         "evidences": [evidence],
         "cloud": {"provider": "Databricks", "account": {"uid": alert.workspace_id}},
         "unmapped": figures(alert),
-    })
+    });
+    if !alert.triage.runbook.is_empty() {
+        finding["remediation"] = json!({"desc": runbook_lines(alert)});
+    }
+    finding
 }
 
 /// An Elastic Common Schema alert document.
@@ -190,7 +280,8 @@ pub fn ecs(alert: &Alert) -> Value {
             "provider": "databricks",
             "id": alert.alert_id,
             "severity": severity_id(alert.severity),
-            "risk_score": alert.score,
+            "risk_score": alert.triage.risk_score,
+            "risk_score_norm": alert.triage.risk_score,
             "start": alert.window_start,
             "end": alert.window_end,
             "reason": alert.summary,
@@ -217,6 +308,12 @@ pub fn ecs(alert: &Alert) -> Value {
     if let Some(ip) = ips.first() {
         doc["source"] = json!({"ip": ip});
     }
+    if let Some(threat) = ecs_threat(alert) {
+        doc["threat"] = threat;
+    }
+    if !alert.triage.runbook.is_empty() {
+        doc["auditwatch"]["runbook"] = json!(alert.triage.runbook);
+    }
     doc
 }
 
@@ -236,7 +333,13 @@ pub fn splunk_event(
         "source": source,
         "sourcetype": sourcetype,
         "event": encode(alert, format),
-        "fields": {"detector": alert.detector, "severity": alert.severity.name(), "alert_id": alert.alert_id},
+        "fields": {
+            "detector": alert.detector,
+            "severity": alert.severity.name(),
+            "alert_id": alert.alert_id,
+            "risk_score": alert.triage.risk_score,
+            "mitre_technique_id": alert.triage.attack.iter().map(|a| a.subtechnique_id.clone().unwrap_or_else(|| a.technique_id.clone())).collect::<Vec<_>>(),
+        },
     });
     if let Some(i) = index {
         e["index"] = json!(i);
@@ -305,15 +408,41 @@ pub fn slack_message(alert: &Alert) -> Value {
             {"type": "section", "text": {"type": "mrkdwn", "text": format!("{marker} {}", cut(&slack_escape(&alert.summary), 2900))}},
             {"type": "section", "fields": [
                 field("Principal", &alert.principal),
-                field("Score", &format!("{} (p={:.1e})", alert.score, alert.p_value)),
+                field("Risk", &format!("{} (confidence {}, score {}, p={:.1e})", alert.triage.risk_score, alert.triage.confidence, alert.score, alert.p_value)),
                 field("Window (UTC)", &format!("{} → {}", alert.window_start, alert.window_end)),
                 field("Observed", &figures),
                 field("Workspace", &alert.workspace_id),
                 field("Baseline", &format!("{:.0} h, {:.1} samples", alert.context.baseline_age_hours, alert.context.baseline_samples)),
             ]},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&format!("alert_id `{}` · evidence: {}", alert.alert_id, slack_escape(&evidence)), 2000)}]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": cut(&format!("*First checks*\n{}", slack_escape(&runbook_lines(alert))), 2900)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&format!("alert_id `{}` · ATT&CK: {} · evidence: {}", alert.alert_id, slack_escape(&attack_line(alert)), slack_escape(&evidence)), 2000)}]},
         ],
     })
+}
+
+/// The runbook as numbered lines (`none given` without one).
+fn runbook_lines(alert: &Alert) -> String {
+    if alert.triage.runbook.is_empty() {
+        return "none given".into();
+    }
+    alert.triage.runbook.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect::<Vec<_>>().join("\n")
+}
+
+/// `T1110.003 Password Spraying (Credential Access), ...`.
+fn attack_line(alert: &Alert) -> String {
+    if alert.triage.attack.is_empty() {
+        return "none".into();
+    }
+    alert
+        .triage
+        .attack
+        .iter()
+        .map(|a| match (&a.subtechnique_id, &a.subtechnique) {
+            (Some(id), Some(name)) => format!("{id} {name} ({})", a.tactic),
+            _ => format!("{} {} ({})", a.technique_id, a.technique, a.tactic),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// PagerDuty Events API v2 `trigger`, deduplicated on `alert_id`.
@@ -345,6 +474,9 @@ pub fn pagerduty_event(alert: &Alert, routing_key: &str) -> Value {
                 "evidence": alert.evidence,
                 "groups": alert.context.groups,
                 "privileges": alert.context.privileges,
+                "risk_score": alert.triage.risk_score,
+                "attack": attack_line(alert),
+                "runbook": alert.triage.runbook,
                 "figures": figures(alert),
             },
         },
@@ -375,6 +507,19 @@ pub(crate) mod tests {
             summary: "ana@example.com ran 420 queries from 203.0.113.9 <script> & more".into(),
             evidence: vec!["e1".into(), "e2".into()],
             corrects: None,
+            triage: crate::alert::Triage {
+                attack: vec![crate::alert::Attack {
+                    tactic_id: "TA0010".into(),
+                    tactic: "Exfiltration".into(),
+                    technique_id: "T1567".into(),
+                    technique: "Exfiltration Over Web Service".into(),
+                    subtechnique_id: Some("T1567.002".into()),
+                    subtechnique: Some("Exfiltration to Cloud Storage".into()),
+                }],
+                runbook: vec!["Ask the owner.".into(), "Check the tables.".into(), "Look for <exports>.".into()],
+                confidence: 88,
+                risk_score: 53,
+            },
             context: AlertContext {
                 principal_kind: PrincipalKind::User,
                 groups: vec!["analysts".into()],
@@ -409,6 +554,13 @@ pub(crate) mod tests {
         assert_eq!(f["evidences"][0]["actor"]["user"]["type_id"], 1);
         assert_eq!(f["evidences"][0]["src_endpoint"]["ip"], "203.0.113.9");
         assert_eq!(f["unmapped"]["observed"], 420.0);
+        assert_eq!((f["risk_score"].as_u64(), f["risk_level_id"].as_u64()), (Some(53), Some(2)));
+        assert_eq!((f["confidence_score"].as_u64(), f["confidence_id"].as_u64()), (Some(88), Some(3)));
+        let attack = &f["finding_info"]["attacks"][0];
+        assert_eq!(attack["tactic"]["uid"], "TA0010");
+        assert_eq!(attack["technique"]["name"], "Exfiltration Over Web Service");
+        assert_eq!(attack["sub_technique"]["uid"], "T1567.002");
+        assert!(f["remediation"]["desc"].as_str().unwrap().starts_with("1. Ask the owner."));
         assert_eq!(id_of(&f, Format::Ocsf), Some("0123456789abcdef0123456789abcdef"));
     }
 
@@ -417,7 +569,16 @@ pub(crate) mod tests {
         let d = ecs(&sample());
         assert_eq!(d["event"]["kind"], "alert");
         assert_eq!(d["event"]["id"], "0123456789abcdef0123456789abcdef");
-        assert_eq!(d["event"]["risk_score"], 88);
+        assert_eq!(d["event"]["risk_score"], 53);
+        assert_eq!(d["threat"]["framework"], "MITRE ATT&CK");
+        assert_eq!(d["threat"]["tactic"]["id"][0], "TA0010");
+        assert_eq!(d["threat"]["technique"]["id"][0], "T1567");
+        assert_eq!(d["threat"]["technique"]["subtechnique"]["id"][0], "T1567.002");
+        assert_eq!(
+            d["threat"]["technique"]["subtechnique"]["reference"][0],
+            "https://attack.mitre.org/techniques/T1567/002"
+        );
+        assert_eq!(d["auditwatch"]["runbook"][0], "Ask the owner.");
         assert_eq!(d["rule"]["name"], "query_frequency");
         assert_eq!(d["user"]["email"], "ana@example.com");
         assert_eq!(d["source"]["ip"], "203.0.113.9");
@@ -453,7 +614,10 @@ pub(crate) mod tests {
         assert!(header.chars().count() <= 150);
         let body = m["blocks"][1]["text"]["text"].as_str().unwrap();
         assert!(body.contains("&lt;script&gt; &amp; more"), "{body}");
-        assert!(m["blocks"][3]["elements"][0]["text"].as_str().unwrap().contains("(+418 more)"));
+        let checks = m["blocks"][3]["text"]["text"].as_str().unwrap();
+        assert!(checks.contains("1. Ask the owner.") && checks.contains("&lt;exports&gt;"), "{checks}");
+        let context = m["blocks"][4]["elements"][0]["text"].as_str().unwrap();
+        assert!(context.contains("(+418 more)") && context.contains("T1567.002"), "{context}");
         assert_eq!(m["blocks"][2]["fields"].as_array().unwrap().len(), 6);
     }
 

@@ -53,6 +53,11 @@ fn schema() -> Arc<Schema> {
         Field::new("context_peer_value", DataType::Float64, true),
         Field::new("context_evidence_total", DataType::UInt64, false),
         s("context_config_version"),
+        Field::new("risk_score", DataType::UInt8, false),
+        Field::new("confidence", DataType::UInt8, false),
+        Field::new("attack_tactics", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("attack_techniques", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("runbook", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
     ]))
 }
 
@@ -105,6 +110,19 @@ impl AlertParquet {
         let mut score = UInt8Builder::new();
         let mut peer = Float64Builder::new();
         let mut total = UInt64Builder::new();
+        let (mut risk, mut confidence) = (UInt8Builder::new(), UInt8Builder::new());
+        let mut tactics = ListBuilder::new(StringBuilder::new());
+        let mut techniques = ListBuilder::new(StringBuilder::new());
+        for a in &rows {
+            risk.append_value(a.triage.risk_score);
+            confidence.append_value(a.triage.confidence);
+            for t in &a.triage.attack {
+                tactics.values().append_value(&t.tactic_id);
+                techniques.values().append_value(t.subtechnique_id.as_deref().unwrap_or(&t.technique_id));
+            }
+            tactics.append(true);
+            techniques.append(true);
+        }
         for a in &rows {
             version.append_value(a.schema_version);
             score.append_value(a.score);
@@ -138,6 +156,11 @@ impl AlertParquet {
             Arc::new(peer.finish()),
             Arc::new(total.finish()),
             strings(&|a| &a.context.config_version),
+            Arc::new(risk.finish()),
+            Arc::new(confidence.finish()),
+            Arc::new(tactics.finish()),
+            Arc::new(techniques.finish()),
+            lists(&|a| &a.triage.runbook),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| SinkError::Parquet { path: self.path.clone(), message: e.to_string() })?;

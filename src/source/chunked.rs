@@ -14,6 +14,7 @@ use super::files::{Format, sniff};
 use super::lines::{CountingReader, Line, read_bounded_line};
 use super::{Decoded, Position, Record, RecordStream};
 use crate::decode::QuarantineReason;
+use crate::decode::keep::KeepParams;
 use crate::event::Event;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
@@ -143,7 +144,13 @@ fn read_files(
     }
 }
 
-fn decode_chunks(work: Receiver<Work>, out: SyncSender<Batch>, returned: Receiver<Batch>, spent: SyncSender<Chunk>) {
+fn decode_chunks(
+    work: Receiver<Work>,
+    out: SyncSender<Batch>,
+    returned: Receiver<Batch>,
+    spent: SyncSender<Chunk>,
+    keep: Arc<KeepParams>,
+) {
     while let Ok(w) = work.recv() {
         let mut batch = returned.try_recv().unwrap_or_default();
         batch.len = 0;
@@ -163,7 +170,7 @@ fn decode_chunks(work: Receiver<Work>, out: SyncSender<Batch>, returned: Receive
                         item.raw.extend_from_slice(text);
                         Some(Record::Quarantined(QuarantineReason::TooLarge))
                     } else {
-                        super::lines::decode_line(text, &mut item.event, &mut item.raw)
+                        super::lines::decode_line(text, &mut item.event, &mut item.raw, &keep)
                     };
                     if let Some(record) = record {
                         item.record = record;
@@ -187,7 +194,12 @@ fn decode_chunks(work: Receiver<Work>, out: SyncSender<Batch>, returned: Receive
 impl ChunkedLines {
     /// Starts a reader and `workers` decoders over `files` (JSON lines,
     /// plain or gzip), read in the given order.
-    pub fn spawn(files: Vec<PathBuf>, max_record: usize, workers: usize) -> std::io::Result<ChunkedLines> {
+    pub fn spawn(
+        files: Vec<PathBuf>,
+        max_record: usize,
+        workers: usize,
+        keep: Arc<KeepParams>,
+    ) -> std::io::Result<ChunkedLines> {
         let workers = workers.max(1);
         let (spent_tx, spent_rx) = sync_channel::<Chunk>(workers * (IN_FLIGHT + 1));
         let mut threads = Vec::new();
@@ -199,10 +211,11 @@ impl ChunkedLines {
             let (out_tx, out_rx) = sync_channel::<Batch>(IN_FLIGHT);
             let (back_tx, back_rx) = sync_channel::<Batch>(IN_FLIGHT + 1);
             let spent = spent_tx.clone();
+            let keep = keep.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("auditwatch-decode".into())
-                    .spawn(move || decode_chunks(work_rx, out_tx, back_rx, spent))?,
+                    .spawn(move || decode_chunks(work_rx, out_tx, back_rx, spent, keep))?,
             );
             work_txs.push(work_tx);
             results.push(out_rx);
@@ -308,7 +321,9 @@ mod tests {
         };
         let one = collect(Box::new(FileChain::new(files.clone(), 1000)));
         for workers in [1, 2, 3] {
-            let many = collect(Box::new(ChunkedLines::spawn(files.clone(), 1000, workers).unwrap()));
+            let many = collect(Box::new(
+                ChunkedLines::spawn(files.clone(), 1000, workers, Arc::new(KeepParams::everything())).unwrap(),
+            ));
             assert_eq!(one.len(), many.len());
             assert_eq!(one, many, "{workers} workers");
         }
@@ -321,7 +336,7 @@ mod tests {
         let path = dir.path().join("big.json");
         let line = "{\"timestamp\":1704067200000,\"serviceName\":\"accounts\",\"actionName\":\"x\"}\n";
         std::fs::write(&path, line.repeat(50 * CHUNK_LINES)).unwrap();
-        let mut s = ChunkedLines::spawn(vec![path], 1 << 20, 2).unwrap();
+        let mut s = ChunkedLines::spawn(vec![path], 1 << 20, 2, Arc::new(KeepParams::everything())).unwrap();
         let (mut ev, mut raw) = (Event::default(), Vec::new());
         assert!(s.next_record(&mut ev, &mut raw).is_some());
         drop(s); // must not hang

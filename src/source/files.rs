@@ -13,11 +13,13 @@
 use super::RecordStream;
 use super::lines::{CountingReader, JsonLines};
 use super::parquet::ParquetRows;
+use crate::decode::keep::KeepParams;
 use crate::event::{Event, Shape};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Errors that stop a file from being read at all.
 #[derive(Debug, thiserror::Error)]
@@ -158,12 +160,22 @@ pub fn group_streams(files: Vec<PathBuf>, max_record: usize) -> Vec<StreamFiles>
         .collect()
 }
 
-/// Opens one file as a record stream.
+/// Opens one file as a record stream, keeping every request parameter.
 pub fn open(path: &Path, max_record: usize) -> Result<Box<dyn RecordStream + Send>, SourceError> {
+    open_keeping(path, max_record, Arc::new(KeepParams::everything()))
+}
+
+/// Opens one file as a record stream that keeps request parameters only
+/// for the events `keep` names.
+pub fn open_keeping(
+    path: &Path,
+    max_record: usize,
+    keep: Arc<KeepParams>,
+) -> Result<Box<dyn RecordStream + Send>, SourceError> {
     let origin = path.display().to_string();
     let format = sniff(path)?;
     if format == Format::Parquet {
-        return Ok(Box::new(ParquetRows::open(path, origin)?));
+        return Ok(Box::new(ParquetRows::open(path, origin)?.keeping(keep)));
     }
     let file = File::open(path).map_err(|source| SourceError::Io { path: path.into(), source })?;
     let (counted, bytes) = CountingReader::new(file);
@@ -171,7 +183,7 @@ pub fn open(path: &Path, max_record: usize) -> Result<Box<dyn RecordStream + Sen
         Format::GzipJsonLines => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(counted))),
         _ => Box::new(counted),
     };
-    Ok(Box::new(JsonLines::new(reader, origin, max_record, bytes)))
+    Ok(Box::new(JsonLines::new(reader, origin, max_record, bytes).keeping(keep)))
 }
 
 /// The files of one stream, opened one after another.
@@ -179,6 +191,7 @@ pub struct FileChain {
     files: std::vec::IntoIter<PathBuf>,
     current: Option<Box<dyn RecordStream + Send>>,
     max_record: usize,
+    keep: Arc<KeepParams>,
     /// Bytes of files already finished.
     done_bytes: u64,
     /// Files that could not be opened, with why.
@@ -187,7 +200,20 @@ pub struct FileChain {
 
 impl FileChain {
     pub fn new(files: Vec<PathBuf>, max_record: usize) -> Self {
-        FileChain { files: files.into_iter(), current: None, max_record, done_bytes: 0, errors: Vec::new() }
+        FileChain {
+            files: files.into_iter(),
+            current: None,
+            max_record,
+            keep: Arc::new(KeepParams::everything()),
+            done_bytes: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Keeps request parameters only for the events `keep` names.
+    pub fn keeping(mut self, keep: Arc<KeepParams>) -> Self {
+        self.keep = keep;
+        self
     }
 }
 
@@ -202,7 +228,7 @@ impl RecordStream for FileChain {
                 self.current = None;
             }
             let next = self.files.next()?;
-            match open(&next, self.max_record) {
+            match open_keeping(&next, self.max_record, self.keep.clone()) {
                 Ok(s) => self.current = Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "input file skipped");

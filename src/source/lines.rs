@@ -6,6 +6,7 @@
 //! line to the JSON decoder.
 
 use super::{Position, Record, RecordStream};
+use crate::decode::keep::KeepParams;
 use crate::decode::{self, QuarantineReason};
 use crate::event::Event;
 use std::io::{BufRead, BufReader, Read};
@@ -41,6 +42,8 @@ pub struct JsonLines {
     max_record: usize,
     bytes: Arc<AtomicU64>,
     line: Vec<u8>,
+    /// Which events keep their request parameters.
+    keep: Arc<KeepParams>,
     /// Set after an I/O error: the rest of the file cannot be read.
     failed: bool,
 }
@@ -112,8 +115,15 @@ impl JsonLines {
             max_record,
             bytes,
             line: Vec::with_capacity(4096),
+            keep: Arc::new(KeepParams::everything()),
             failed: false,
         }
+    }
+
+    /// Keeps request parameters only for the events `keep` names.
+    pub fn keeping(mut self, keep: Arc<KeepParams>) -> Self {
+        self.keep = keep;
+        self
     }
 
     fn read_line(&mut self) -> std::io::Result<Line> {
@@ -122,12 +132,12 @@ impl JsonLines {
 }
 
 /// Decodes one line (without its newline); `None` for a blank line.
-pub(crate) fn decode_line(line: &[u8], ev: &mut Event, raw: &mut Vec<u8>) -> Option<Record> {
+pub(crate) fn decode_line(line: &[u8], ev: &mut Event, raw: &mut Vec<u8>, keep: &KeepParams) -> Option<Record> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return None;
     }
-    Some(match decode::decode_json(line, ev) {
+    Some(match decode::decode_json_keeping(line, ev, keep) {
         Ok(shape) => Record::Event(shape),
         Err(reason) => {
             raw.clear();
@@ -146,7 +156,7 @@ impl JsonLines {
         if end > self.max_record {
             return None; // The slow path refuses it without buffering.
         }
-        let record = decode_line(&buf[..end], ev, raw);
+        let record = decode_line(&buf[..end], ev, raw, &self.keep);
         self.reader.consume(end + 1);
         self.line_no += 1;
         Some(record)
@@ -187,7 +197,7 @@ impl RecordStream for JsonLines {
                 Line::Ok => {}
             }
             let line = std::mem::take(&mut self.line);
-            let record = decode_line(&line, ev, raw);
+            let record = decode_line(&line, ev, raw, &self.keep);
             self.line = line;
             if let Some(record) = record {
                 return Some(record);

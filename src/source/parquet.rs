@@ -59,8 +59,9 @@ use std::sync::Arc;
 
 /// The top-level columns normalization reads: the snake_case fields of
 /// [`RawRecord`]. No other column is ever decoded.
-pub const COLUMNS: [&str; 32] = [
+pub const COLUMNS: [&str; 33] = [
     "event_time",
+    "audit_level",
     "event_id",
     "service_name",
     "action_name",
@@ -105,7 +106,7 @@ const BATCH_ROWS: usize = 8192;
 const IDENTITY: &[(&str, usize)] = &[("email", 0), ("subject_name", 1), ("subjectName", 1)];
 const IDENTITY_METADATA: &[(&str, usize)] =
     &[("run_as", 0), ("run_by", 1), ("acting_as", 2), ("owned_by", 3), ("created_by", 4)];
-const RESPONSE: &[(&str, usize)] = &[("status_code", 0), ("statusCode", 0)];
+const RESPONSE: &[(&str, usize)] = &[("status_code", 0), ("statusCode", 0), ("error_message", 1), ("errorMessage", 1)];
 const PARAMS: &[(&str, usize)] = &[
     ("full_name_arg", 0),
     ("securable_full_name", 1),
@@ -137,6 +138,8 @@ const PARAMS: &[(&str, usize)] = &[
     ("endpoint", 18),
     ("role", 19),
     ("owner", 20),
+    ("recipient_name", 21),
+    ("recipientName", 21),
 ];
 const USAGE_METADATA: &[(&str, usize)] = &[
     ("job_id", 0),
@@ -166,8 +169,8 @@ fn identity_metadata([run_as, run_by, acting_as, owned_by, created_by]: [Text<'_
     RawIdentityMetadata { run_as, run_by, acting_as, owned_by, created_by }
 }
 
-fn response([status_code]: [Text<'_>; 1]) -> RawResponse<'_> {
-    RawResponse { status_code }
+fn response([status_code, error_message]: [Text<'_>; 2]) -> RawResponse<'_> {
+    RawResponse { status_code, error_message }
 }
 
 fn params(
@@ -193,7 +196,8 @@ fn params(
         endpoint,
         role,
         owner,
-    ]: [Text<'_>; 21],
+        recipient_name,
+    ]: [Text<'_>; 22],
 ) -> RawParams<'_> {
     RawParams {
         full_name_arg,
@@ -217,6 +221,7 @@ fn params(
         endpoint,
         role,
         owner,
+        recipient_name,
     }
 }
 
@@ -568,6 +573,7 @@ impl Nested {
 struct Columns {
     rows: usize,
     event_time: Leaf,
+    audit_level: Leaf,
     event_id: Leaf,
     service_name: Leaf,
     action_name: Leaf,
@@ -608,6 +614,7 @@ impl Columns {
         Columns {
             rows: 0,
             event_time: L,
+            audit_level: L,
             event_id: L,
             service_name: L,
             action_name: L,
@@ -648,6 +655,7 @@ impl Columns {
         for (field, a) in batch.schema_ref().fields().iter().zip(batch.columns()) {
             match field.name().as_str() {
                 "event_time" => c.event_time = Leaf::of(a.as_ref()),
+                "audit_level" => c.audit_level = Leaf::of(a.as_ref()),
                 "event_id" => c.event_id = Leaf::of(a.as_ref()),
                 "service_name" => c.service_name = Leaf::of(a.as_ref()),
                 "action_name" => c.action_name = Leaf::of(a.as_ref()),
@@ -691,6 +699,7 @@ impl Columns {
     fn record<'a>(&'a self, r: &mut RowReader<'a>) -> RawRecord<'a> {
         RawRecord {
             event_time: r.leaf(&self.event_time, "event_time"),
+            audit_level: r.leaf(&self.audit_level, "audit_level"),
             event_id: r.leaf(&self.event_id, "event_id"),
             service_name: r.leaf(&self.service_name, "service_name"),
             action_name: r.leaf(&self.action_name, "action_name"),
@@ -789,9 +798,17 @@ pub struct ParquetRows {
     /// Every row group has been read.
     finished: bool,
     progress: Progress,
+    /// Which events keep their request parameters.
+    keep: Arc<crate::decode::keep::KeepParams>,
 }
 
 impl ParquetRows {
+    /// Keeps request parameters only for the events `keep` names.
+    pub fn keeping(mut self, keep: Arc<crate::decode::keep::KeepParams>) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// Opens `path`, projecting the columns normalization reads. A file
     /// whose footer or schema cannot be read is an error.
     pub fn open(path: &Path, origin: String) -> Result<ParquetRows, SourceError> {
@@ -825,6 +842,7 @@ impl ParquetRows {
             position: 0,
             finished: false,
             progress,
+            keep: Arc::new(crate::decode::keep::KeepParams::everything()),
         })
     }
 
@@ -850,7 +868,7 @@ impl ParquetRows {
             None => normalize(&record, ev),
         };
         if let Ok(crate::event::Shape::SystemAudit) = outcome
-            && crate::decode::catalog::keeps_params(&ev.service, &ev.action)
+            && self.keep.keeps(&ev.service, &ev.action)
         {
             self.columns.request_params.each_entry(row, |k, v| ev.params.push((k.to_owned(), v)));
             ev.sort_params();
@@ -983,6 +1001,7 @@ impl Progress {
 fn render(raw: &RawRecord<'_>, bad: Option<&Bad<'_>>, out: &mut Vec<u8>) {
     let mut o = JsonObject::open(out);
     o.text("event_time", &raw.event_time);
+    o.text("audit_level", &raw.audit_level);
     o.text("event_id", &raw.event_id);
     o.text("service_name", &raw.service_name);
     o.text("action_name", &raw.action_name);
@@ -1036,6 +1055,7 @@ fn render(raw: &RawRecord<'_>, bad: Option<&Bad<'_>>, out: &mut Vec<u8>) {
     if let Some(r) = &raw.response {
         let mut n = o.object("response");
         n.text("status_code", &r.status_code);
+        n.text("error_message", &r.error_message);
         n.close();
     }
     o.text("workspace_id", &raw.workspace_id);

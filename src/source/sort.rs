@@ -59,7 +59,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         RunPhase::End => 2,
         RunPhase::Complete => 3,
     });
-    out.push(u8::from(ev.correction) | u8::from(ev.unknown_service) << 1);
+    out.push(u8::from(ev.correction) | u8::from(ev.unknown_service) << 1 | ev.audit_level.index() << 2);
     for s in strings(ev) {
         put_str(out, s);
     }
@@ -70,7 +70,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
     }
 }
 
-fn strings(ev: &Event) -> [&String; 18] {
+fn strings(ev: &Event) -> [&String; 19] {
     [
         &ev.principal,
         &ev.run_as,
@@ -90,10 +90,11 @@ fn strings(ev: &Event) -> [&String; 18] {
         &ev.run_id,
         &ev.run_result,
         &ev.sku,
+        &ev.error_message,
     ]
 }
 
-fn strings_mut(ev: &mut Event) -> [&mut String; 18] {
+fn strings_mut(ev: &mut Event) -> [&mut String; 19] {
     [
         &mut ev.principal,
         &mut ev.run_as,
@@ -113,6 +114,7 @@ fn strings_mut(ev: &mut Event) -> [&mut String; 18] {
         &mut ev.run_id,
         &mut ev.run_result,
         &mut ev.sku,
+        &mut ev.error_message,
     ]
 }
 
@@ -175,6 +177,7 @@ pub fn decode(bytes: &[u8], ev: &mut Event) -> Option<()> {
     let flags = c.u8()?;
     ev.correction = flags & 1 != 0;
     ev.unknown_service = flags & 2 != 0;
+    ev.audit_level = crate::event::AuditLevel::from_index(flags >> 2 & 3);
     for s in strings_mut(ev) {
         c.str(s)?;
     }
@@ -403,6 +406,8 @@ mod tests {
             signals: Signals::EMPTY.with(Signal::Activity),
             params: vec![("user".into(), "ana".into())],
             correction: true,
+            error_message: "denied".into(),
+            audit_level: crate::event::AuditLevel::Account,
             ..Event::default()
         }
     }
