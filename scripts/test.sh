@@ -42,3 +42,7 @@ cargo clippy --all-targets --quiet -- -D warnings
 cargo test --doc
 cargo test --benches
 cargo test --lib --bins --tests
+# The test cases inside every shipped definition, as a user runs them on
+# their own: every definition must have a case that alerts and one that
+# stays quiet.
+cargo run --quiet -- test-models --require-cases models/

@@ -319,6 +319,8 @@ fn the_scripted_day_raises_exactly_the_accepted_alerts() {
     for expected in [
         "verbose_audit_disabled admin@acme.example",
         "workspace_admin_assigned ben@acme.example",
+        // Refused, and still what a security team wants to see (lower).
+        "workspace_admin_assigned dev@acme.example",
         "offboarded_principal eve@acme.example",
         "role_drift 5e2c7c2a-1d3b-4c55-9a8e-0f6b1a2b3c4d",
         "repeated_unauthorized_uc_data chloe@acme.example",
@@ -329,13 +331,7 @@ fn the_scripted_day_raises_exactly_the_accepted_alerts() {
     ] {
         assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected}: {got:#?}");
     }
-    for never in [
-        "workspace_admin_assigned dev@",
-        "repeated_failed_logins",
-        "non_sso_login",
-        "share_down_write ben@",
-        "jit_overrun chloe@",
-    ] {
+    for never in ["repeated_failed_logins", "non_sso_login", "share_down_write ben@", "jit_overrun chloe@"] {
         assert!(!got.iter().any(|g| g.starts_with(never)), "unexpected {never}: {got:#?}");
     }
 }

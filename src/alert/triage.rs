@@ -58,6 +58,7 @@ const TECHNIQUES: &[(&str, &str)] = &[
     ("T1069", "Permission Groups Discovery"),
     ("T1069.003", "Cloud Groups"),
     ("T1070", "Indicator Removal"),
+    ("T1072", "Software Deployment Tools"),
     ("T1078", "Valid Accounts"),
     ("T1078.001", "Default Accounts"),
     ("T1078.004", "Cloud Accounts"),
@@ -151,9 +152,11 @@ pub struct Attack {
     pub tactic: String,
     pub technique_id: String,
     pub technique: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Null when the definition names a technique, not a sub-technique.
+    /// (Always written: checkpoints are positional.)
+    #[serde(default)]
     pub subtechnique_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub subtechnique: Option<String>,
 }
 

@@ -661,6 +661,14 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_definition_says_what_to_check_and_its_attack_mapping() {
+        for d in built_in().unwrap() {
+            assert!(!d.attack.is_empty(), "{}: no ATT&CK mapping", d.name);
+            assert_eq!(d.runbook.len(), 3, "{}: the runbook gives the first three things to check", d.name);
+        }
+    }
+
+    #[test]
     fn built_in_definitions_are_valid() {
         let defs = built_in().unwrap();
         assert_eq!(defs[0].name, "query_frequency");
@@ -692,7 +700,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let text = format!("{}\nthreshhold = 3\n", BUILT_IN[0].1);
+        let text = format!("threshhold = 3\n{}", BUILT_IN[0].1);
         let err = parse("models/x.toml", &text).unwrap_err();
         assert!(err.to_string().contains("threshhold"), "{err}");
     }

@@ -348,14 +348,21 @@ impl Matcher {
         let skip_system = choice("system_actors", &raw.system_actors, &["count", "skip"], problems) == 1;
         let refused_severity =
             raw.refused_severity.as_deref().and_then(|s| severity_named("match.refused_severity", s, problems));
+        // `services = ["*"]` says outright that every service's events count.
+        let every_service = raw.services == ["*"];
+        let mut raw = raw;
+        if every_service {
+            raw.services.clear();
+        }
         let when = Conditions::from_raw(&raw, "match", problems);
-        if when.services.is_empty()
+        if !every_service
+            && when.services.is_empty()
             && when.actions.is_empty()
             && when.action_prefixes.is_empty()
             && when.user_agent_contains.is_empty()
         {
             problems.push(
-                "key `match`: name `services`, `actions`, `action_prefixes` or `user_agent_contains`, or it matches everything"
+                "key `match`: name `services`, `actions`, `action_prefixes` or `user_agent_contains`; `services = [\"*\"]` for every event"
                     .into(),
             );
         }
@@ -599,7 +606,10 @@ impl MatchRule {
         let severity = self.matcher.severity_of(ev, self.def.severity);
         bucket.severity = bucket.severity.max(Some(severity));
         bucket.workspace = bucket.workspace.min(ev.workspace);
-        if let Err(at) = bucket.workspaces.binary_search(&ev.workspace) {
+        // Account-level events (workspace 0) are in no workspace.
+        if ev.workspace != 0
+            && let Err(at) = bucket.workspaces.binary_search(&ev.workspace)
+        {
             bucket.workspaces.insert(at, ev.workspace);
         }
         bucket.evidence.offer(ev.time.0, &ev.id, self.def.evidence_limit);

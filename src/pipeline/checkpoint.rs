@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"AWSTATE1";
 /// Bump when the state's layout changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const SUM: usize = 16;
 const HEAD: usize = 8 + 4 + 32 + 8;
 
