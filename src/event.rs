@@ -319,6 +319,11 @@ pub struct Event {
     pub status: Option<u16>,
     /// `response.errorMessage` of a refused request (status 400 or more).
     pub error_message: String,
+    /// `requestParams.path` of an audit event, kept whatever the service.
+    pub path: String,
+    /// `requestParams.authenticationMethod` of an audit event, kept
+    /// whatever the service.
+    pub auth_method: String,
     /// `auditLevel` of an audit event.
     pub audit_level: AuditLevel,
     pub signals: Signals,
@@ -372,6 +377,8 @@ impl Event {
         self.id.clear();
         self.status = None;
         self.error_message.clear();
+        self.path.clear();
+        self.auth_method.clear();
         self.audit_level = AuditLevel::Unknown;
         self.signals = Signals::EMPTY;
         self.job_id.clear();

@@ -427,7 +427,12 @@ impl Pipeline {
                 }
                 let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
                 let lateness = clock.lateness_of(rule.definition());
-                offers.note(rule.observe(id, PrincipalKind::classify(key), ev, clock.at(lateness)));
+                let kind = if std::ptr::eq(key, ev.principal.as_str()) {
+                    ev.principal_kind
+                } else {
+                    PrincipalKind::classify(key)
+                };
+                offers.note(rule.observe(id, kind, ev, clock.at(lateness)));
                 self.match_rules_due = self.match_rules_due.min(rule.due_at().saturating_add(lateness));
             }
         }

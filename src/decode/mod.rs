@@ -415,6 +415,8 @@ fn set_params(ev: &mut Event, p: &RawParams<'_>) {
         );
     }
     put(&mut ev.group, &p.target_group_name);
+    put(&mut ev.path, &p.path);
+    put(&mut ev.auth_method, &p.authentication_method);
     put(&mut ev.changes, &p.changes);
     put(&mut ev.endpoint, &p.endpoint);
     put(&mut ev.role, &p.role);

@@ -233,6 +233,9 @@ pub struct RawParams<'a> {
     pub user: Text<'a>,
     #[serde(borrow, alias = "targetGroupName")]
     pub target_group_name: Text<'a>,
+    /// How a login authenticated (`authentication_method` in some exports).
+    #[serde(borrow, alias = "authenticationMethod")]
+    pub authentication_method: Text<'a>,
     /// The Delta Sharing recipient of a data request (which names no user).
     #[serde(borrow, alias = "recipientName")]
     pub recipient_name: Text<'a>,

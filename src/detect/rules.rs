@@ -217,15 +217,21 @@ impl Conditions {
     }
 
     /// Whether any condition reads a request parameter.
+    /// Whether any condition reads a request parameter decode does not
+    /// always keep (see [`TYPED_PARAMS`]).
     fn reads_params(&self) -> bool {
-        !(self.params.is_empty()
-            && self.params_not.is_empty()
-            && self.params_contains.is_empty()
-            && self.params_not_contains.is_empty()
-            && self.params_at_least.is_empty()
-            && self.params_hours_after.is_empty()
-            && self.params_empty.is_empty()
-            && self.params_present.is_empty())
+        let keys = self
+            .params
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.params_not.iter().map(|(k, _)| k))
+            .chain(self.params_contains.iter().map(|(k, _)| k))
+            .chain(self.params_not_contains.iter().map(|(k, _)| k))
+            .chain(self.params_at_least.iter().map(|(k, _)| k))
+            .chain(self.params_hours_after.iter().map(|(k, _)| k))
+            .chain(&self.params_empty)
+            .chain(&self.params_present);
+        keys.flat_map(|k| &k.0).any(|k| typed(k).is_none())
     }
 
     /// Whether every condition holds for `ev`.
@@ -436,8 +442,8 @@ impl Matcher {
     /// The (services, actions, action prefixes) whose events must keep
     /// their request parameters for this table to be judged.
     pub fn param_scopes(&self) -> Vec<(&[String], &[String], &[String])> {
-        let reads = self.skip_noise
-            || self.when.reads_params()
+        // The noise filter reads only typed parameters (the path).
+        let reads = self.when.reads_params()
             || self.any.iter().any(Conditions::reads_params)
             || self.severity_steps.iter().any(|(c, _)| c.reads_params());
         if !reads {
@@ -472,11 +478,29 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// (`authenticationMethod` in delivered logs, `authentication_method` in
 /// some exports): case and underscores are ignored.
 fn param<'e>(ev: &'e Event, key: &str) -> Option<&'e str> {
+    if let Some(field) = typed(key) {
+        let v = field(ev);
+        return (!v.is_empty()).then_some(v);
+    }
     let norm = |s: &'e str| s.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase());
     ev.params
         .iter()
         .find(|(k, _)| norm(k).eq(key.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase())))
         .map(|(_, v)| v.as_str())
+}
+
+/// Request parameters decode reads into a field of every audit event, so
+/// that rules on them (non-SSO sign-ins over every login, the noise filter
+/// over every event) need no second parse of the record.
+const TYPED_PARAMS: &[(&str, Field)] = &[("path", |e| &e.path), ("authenticationmethod", |e| &e.auth_method)];
+
+/// Reads one typed parameter of an event.
+type Field = fn(&Event) -> &str;
+
+/// The field of a typed parameter (`key` compared ignoring case and `_`).
+fn typed(key: &str) -> Option<Field> {
+    let norm = key.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase());
+    TYPED_PARAMS.iter().find(|(k, _)| k.bytes().eq(norm.clone())).map(|(_, f)| *f)
 }
 
 /// Absent, blank, or an empty JSON array or object.

@@ -140,6 +140,8 @@ const PARAMS: &[(&str, usize)] = &[
     ("owner", 20),
     ("recipient_name", 21),
     ("recipientName", 21),
+    ("authentication_method", 22),
+    ("authenticationMethod", 22),
 ];
 const USAGE_METADATA: &[(&str, usize)] = &[
     ("job_id", 0),
@@ -197,7 +199,8 @@ fn params(
         role,
         owner,
         recipient_name,
-    ]: [Text<'_>; 22],
+        authentication_method,
+    ]: [Text<'_>; 23],
 ) -> RawParams<'_> {
     RawParams {
         full_name_arg,
@@ -222,6 +225,7 @@ fn params(
         role,
         owner,
         recipient_name,
+        authentication_method,
     }
 }
 

@@ -70,7 +70,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
     }
 }
 
-fn strings(ev: &Event) -> [&String; 19] {
+fn strings(ev: &Event) -> [&String; 21] {
     [
         &ev.principal,
         &ev.run_as,
@@ -91,10 +91,12 @@ fn strings(ev: &Event) -> [&String; 19] {
         &ev.run_result,
         &ev.sku,
         &ev.error_message,
+        &ev.path,
+        &ev.auth_method,
     ]
 }
 
-fn strings_mut(ev: &mut Event) -> [&mut String; 19] {
+fn strings_mut(ev: &mut Event) -> [&mut String; 21] {
     [
         &mut ev.principal,
         &mut ev.run_as,
@@ -115,6 +117,8 @@ fn strings_mut(ev: &mut Event) -> [&mut String; 19] {
         &mut ev.run_result,
         &mut ev.sku,
         &mut ev.error_message,
+        &mut ev.path,
+        &mut ev.auth_method,
     ]
 }
 
