@@ -82,7 +82,7 @@ impl KeepParams {
     pub fn for_definitions(defs: &[crate::detect::definition::Definition]) -> KeepParams {
         let mut k = KeepParams::base();
         for m in defs.iter().filter_map(|d| d.matcher.as_ref()) {
-            for (services, actions, prefixes) in m.param_scopes() {
+            if let Some((services, actions, prefixes)) = m.param_scope() {
                 k.add(services, actions, prefixes);
             }
         }

@@ -130,12 +130,11 @@ pub fn parse(file: &str, text: &str) -> Result<CaseFile, CaseError> {
 }
 
 fn case(c: RawCase, n: usize) -> Result<Case, String> {
-    let severity = match c.severity.as_deref() {
-        None => None,
-        Some(s) => Some(
-            Severity::parse(s).ok_or(format!("key `severity`: `{s}`; allowed: info, low, medium, high, critical"))?,
-        ),
-    };
+    let mut problems = Vec::new();
+    let severity = c.severity.as_deref().and_then(|s| definition::severity_named("severity", s, &mut problems));
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
     let start = EventTime::parse(c.start.as_deref().unwrap_or(DEFAULT_START))
         .map_err(|_| format!("key `start`: `{}` is not a time", c.start.as_deref().unwrap_or_default()))?;
     let access = match &c.access {

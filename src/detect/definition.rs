@@ -457,21 +457,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
     if model == Some(Model::SeasonalValues) && (raw.min_value.is_none() || raw.min_samples.is_none()) {
         problems.push("keys `min_value` and `min_samples` are required by seasonal_student_t".into());
     }
-    let mut severity_of = |key: &str, value: &str| match value {
-        "info" => Some(Severity::Info),
-        "low" => Some(Severity::Low),
-        "medium" => Some(Severity::Medium),
-        "high" => Some(Severity::High),
-        "critical" => Some(Severity::Critical),
-        other => {
-            problems.push(format!("key `{key}`: `{other}`; allowed: info, low, medium, high, critical"));
-            None
-        }
-    };
-    let severity = severity_of("severity", &raw.severity);
-    let admin_severity = raw.admin_severity.as_deref().and_then(|v| severity_of("admin_severity", v));
+    let severity = severity_named("severity", &raw.severity, &mut problems);
+    let admin_severity = raw.admin_severity.as_deref().and_then(|v| severity_named("admin_severity", v, &mut problems));
     let personal_data_severity =
-        raw.personal_data_severity.as_deref().and_then(|v| severity_of("personal_data_severity", v));
+        raw.personal_data_severity.as_deref().and_then(|v| severity_named("personal_data_severity", v, &mut problems));
     if !(1..=1440).contains(&raw.bucket_minutes) || 1440 % raw.bucket_minutes != 0 {
         problems.push(format!(
             "key `bucket_minutes`: {}; allowed: a divisor of 1440 (a day), e.g. 15, 60, 1440",
@@ -609,6 +598,15 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         attack,
         config_version: config_version(&without_tests(text)),
     })
+}
+
+/// The severity `name` given for `key`, or a problem naming what is allowed.
+pub(crate) fn severity_named(key: &str, name: &str, problems: &mut Vec<String>) -> Option<Severity> {
+    let s = Severity::parse(name);
+    if s.is_none() {
+        problems.push(format!("key `{key}`: `{name}`; allowed: info, low, medium, high, critical"));
+    }
+    s
 }
 
 /// The text a definition's version is computed from: the file without its

@@ -24,7 +24,7 @@
 //! not depend on arrival order; the alert is a fact (score 100, p-value 0).
 
 use super::buckets::{Bucket, Wheel, open_start};
-use super::definition::Definition;
+use super::definition::{Definition, severity_named};
 use super::evidence::Evidence;
 use super::{Fact, Fed};
 use crate::alert::{Alert, Severity};
@@ -110,22 +110,57 @@ pub enum Outcome {
 }
 
 /// A request parameter a condition reads: `a|b|c` is the first of those
-/// that is present and not empty.
+/// that is present and not empty. Names are resolved when the definition
+/// is read, not per event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ParamKey(Vec<String>);
+pub struct ParamKey(Vec<ParamName>);
+
+/// One parameter name, spelt either way Databricks spells it
+/// (`authenticationMethod` in delivered logs, `authentication_method` in
+/// some exports): case and underscores are ignored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum ParamName {
+    /// Decoded into a field of every audit event: the index in [`TYPED_PARAMS`].
+    Typed(usize),
+    /// Looked up among the kept parameters; lowercase, without `_`.
+    Kept(String),
+}
+
+/// `name` lowercase, without `_`.
+fn normalized(name: &str) -> impl Iterator<Item = u8> + Clone + '_ {
+    name.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase())
+}
+
+impl ParamName {
+    fn parse(written: &str) -> ParamName {
+        match TYPED_PARAMS.iter().position(|(k, _)| k.bytes().eq(normalized(written))) {
+            Some(i) => ParamName::Typed(i),
+            None => ParamName::Kept(String::from_utf8(normalized(written).collect()).unwrap_or_default()),
+        }
+    }
+
+    fn of<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        match self {
+            ParamName::Typed(i) => Some((TYPED_PARAMS[*i].1)(ev)).filter(|v| !v.is_empty()),
+            ParamName::Kept(name) => {
+                ev.params.iter().find(|(k, _)| normalized(k).eq(name.bytes())).map(|(_, v)| v.as_str())
+            }
+        }
+    }
+}
 
 impl ParamKey {
     fn parse(written: &str) -> ParamKey {
-        ParamKey(written.split('|').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
+        ParamKey(written.split('|').map(str::trim).filter(|k| !k.is_empty()).map(ParamName::parse).collect())
     }
 
     fn value<'e>(&self, ev: &'e Event) -> Option<&'e str> {
-        self.0.iter().filter_map(|k| param(ev, k)).find(|v| !is_empty(v))
+        self.0.iter().filter_map(|k| k.of(ev)).find(|v| !is_empty(v))
     }
 
     /// The first alternative present, even if empty (for `params_empty`).
     fn present<'e>(&self, ev: &'e Event) -> Option<&'e str> {
-        self.value(ev).or_else(|| self.0.iter().find_map(|k| param(ev, k)))
+        self.value(ev).or_else(|| self.0.iter().find_map(|k| k.of(ev)))
     }
 }
 
@@ -160,14 +195,6 @@ fn lower(v: Vec<String>) -> Vec<String> {
 
 fn keyed(map: BTreeMap<String, Vec<String>>) -> Vec<(ParamKey, Vec<String>)> {
     map.into_iter().map(|(k, v)| (ParamKey::parse(&k), lower(v))).collect()
-}
-
-fn severity_named(key: &str, name: &str, problems: &mut Vec<String>) -> Option<Severity> {
-    let s = Severity::parse(name);
-    if s.is_none() {
-        problems.push(format!("key `{key}`: `{name}`; allowed: info, low, medium, high, critical"));
-    }
-    s
 }
 
 impl Conditions {
@@ -231,7 +258,7 @@ impl Conditions {
             .chain(self.params_hours_after.iter().map(|(k, _)| k))
             .chain(&self.params_empty)
             .chain(&self.params_present);
-        keys.flat_map(|k| &k.0).any(|k| typed(k).is_none())
+        keys.flat_map(|k| &k.0).any(|k| matches!(k, ParamName::Kept(_)))
     }
 
     /// Whether every condition holds for `ev`.
@@ -440,19 +467,16 @@ impl Matcher {
     }
 
     /// The (services, actions, action prefixes) whose events must keep
-    /// their request parameters for this table to be judged.
-    pub fn param_scopes(&self) -> Vec<(&[String], &[String], &[String])> {
+    /// their request parameters for this table to be judged, if any.
+    pub fn param_scope(&self) -> Option<(&[String], &[String], &[String])> {
         // The noise filter reads only typed parameters (the path).
         let reads = self.when.reads_params()
             || self.any.iter().any(Conditions::reads_params)
             || self.severity_steps.iter().any(|(c, _)| c.reads_params());
-        if !reads {
-            return Vec::new();
-        }
         // The outer scope bounds every alternative; an alternative that
         // names its own services or actions narrows it, but keeping the
         // outer scope is what makes all of them judgeable.
-        vec![(&self.when.services, &self.when.actions, &self.when.action_prefixes)]
+        reads.then_some((&self.when.services, &self.when.actions, &self.when.action_prefixes))
     }
 }
 
@@ -460,7 +484,7 @@ impl Matcher {
 /// actors named by a service principal's application id.
 fn is_noise(ev: &Event) -> bool {
     NOISE_AGENTS.iter().any(|a| contains_ignore_case(&ev.user_agent, a))
-        || param(ev, "path").is_some_and(|p| NOISE_PATHS.iter().any(|n| contains_ignore_case(p, n)))
+        || NOISE_PATHS.iter().any(|n| contains_ignore_case(&ev.path, n))
         || ev.principal.get(..36).is_some_and(crate::event::is_uuid)
 }
 
@@ -474,34 +498,14 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
         .any(|at| h.get(at..at + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
 }
 
-/// A request parameter by name, spelt either way Databricks spells it
-/// (`authenticationMethod` in delivered logs, `authentication_method` in
-/// some exports): case and underscores are ignored.
-fn param<'e>(ev: &'e Event, key: &str) -> Option<&'e str> {
-    if let Some(field) = typed(key) {
-        let v = field(ev);
-        return (!v.is_empty()).then_some(v);
-    }
-    let norm = |s: &'e str| s.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase());
-    ev.params
-        .iter()
-        .find(|(k, _)| norm(k).eq(key.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase())))
-        .map(|(_, v)| v.as_str())
-}
-
-/// Request parameters decode reads into a field of every audit event, so
-/// that rules on them (non-SSO sign-ins over every login, the noise filter
-/// over every event) need no second parse of the record.
+/// Request parameters decode reads into a field of every audit event (by
+/// normalized name), so that rules on them (non-SSO sign-ins over every
+/// login, the noise filter over every event) need no second parse of the
+/// record.
 const TYPED_PARAMS: &[(&str, Field)] = &[("path", |e| &e.path), ("authenticationmethod", |e| &e.auth_method)];
 
 /// Reads one typed parameter of an event.
 type Field = fn(&Event) -> &str;
-
-/// The field of a typed parameter (`key` compared ignoring case and `_`).
-fn typed(key: &str) -> Option<Field> {
-    let norm = key.bytes().filter(|b| *b != b'_').map(|b| b.to_ascii_lowercase());
-    TYPED_PARAMS.iter().find(|(k, _)| k.bytes().eq(norm.clone())).map(|(_, f)| *f)
-}
 
 /// Absent, blank, or an empty JSON array or object.
 fn is_empty(v: &str) -> bool {
