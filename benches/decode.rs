@@ -83,6 +83,50 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // Lazy access: locate only the fields the audit decode reads (the
+    // delivered shape's keys), leaving every value as raw text. This is the
+    // most a lazy reader could save on these records before any
+    // unescaping or normalization.
+    let tree = {
+        let mut t = sonic_rs::PointerTree::new();
+        for key in [
+            "timestamp",
+            "serviceName",
+            "actionName",
+            "workspaceId",
+            "requestId",
+            "sourceIPAddress",
+            "userAgent",
+            "auditLevel",
+            "requestParams",
+        ] {
+            t.add_path(&[key]);
+        }
+        t.add_path(&["userIdentity", "email"]);
+        t.add_path(&["response", "statusCode"]);
+        t.add_path(&["response", "errorMessage"]);
+        t
+    };
+    g.bench_function("lazy_sonic_rs_get_many/events", |b| {
+        b.iter(|| {
+            for l in &lines {
+                if let Ok(found) = sonic_rs::get_many(l.as_slice(), &tree) {
+                    black_box(found.iter().flatten().map(|v| v.as_raw_str().len()).sum::<usize>());
+                }
+            }
+        })
+    });
+    g.bench_function("lazy_sonic_rs_object_iter/events", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let mut n = 0usize;
+                for (key, value) in sonic_rs::to_object_iter(l.as_slice()).flatten() {
+                    n += key.len() + value.as_raw_str().len();
+                }
+                black_box(n);
+            }
+        })
+    });
     g.finish();
 }
 

@@ -186,13 +186,11 @@ pub fn detect_shape(raw: &RawRecord<'_>) -> Option<Shape> {
     if (raw.source_table_full_name.is_some() || raw.target_table_full_name.is_some()) && raw.service_name.is_none() {
         // Lineage rows carry `event_time` too: recognised first.
         Some(Shape::TableLineage)
-    } else if raw.timestamp.is_some()
-        || raw.service_name_camel.is_some()
-        || raw.action_name_camel.is_some()
-        || raw.user_identity_camel.is_some()
-    {
+    } else if raw.timestamp.is_some() {
         Some(Shape::AuditDelivery)
     } else if raw.event_time.is_some() || raw.service_name.is_some() || raw.action_name.is_some() {
+        // Without either time key, a record naming a service is an audit
+        // event without a time (quarantined as such).
         Some(Shape::SystemAudit)
     } else if raw.usage_quantity.is_some() || raw.usage_end_time.is_some() {
         Some(Shape::BillingUsage)
@@ -278,29 +276,16 @@ fn set_principal_from(dst: &mut String, t: &Text<'_>) {
 
 fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
     let delivered = shape == Shape::AuditDelivery;
-    let (service, action, ws, ip, ua, identity, params, level) = if delivered {
-        (
-            &raw.service_name_camel,
-            &raw.action_name_camel,
-            &raw.workspace_id_camel,
-            &raw.source_ip_camel,
-            &raw.user_agent_camel,
-            raw.user_identity_camel.as_deref(),
-            raw.request_params_camel.as_deref(),
-            &raw.audit_level_camel,
-        )
-    } else {
-        (
-            &raw.service_name,
-            &raw.action_name,
-            &raw.workspace_id,
-            &raw.source_ip_address,
-            &raw.user_agent,
-            raw.user_identity.as_deref(),
-            raw.request_params.as_deref(),
-            &raw.audit_level,
-        )
-    };
+    let (service, action, ws, ip, ua, identity, params, level) = (
+        &raw.service_name,
+        &raw.action_name,
+        &raw.workspace_id,
+        &raw.source_ip_address,
+        &raw.user_agent,
+        raw.user_identity.as_deref(),
+        raw.request_params.as_deref(),
+        &raw.audit_level,
+    );
     if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
         return Err(QuarantineReason::MissingField);
     }
@@ -335,7 +320,7 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
     // The event id is unique per event in system tables; delivered logs
     // only have the request id.
     if !put(&mut ev.id, &raw.event_id) {
-        put(&mut ev.id, if delivered { &raw.request_id_camel } else { &raw.request_id });
+        put(&mut ev.id, &raw.request_id);
     }
 
     let empty = RawParams::default();

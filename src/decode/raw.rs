@@ -292,57 +292,42 @@ pub struct RawPricing<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawRecord<'a> {
-    // --- audit log as delivered (camelCase) ---
+    // --- audit events. The delivered logs spell the keys in camelCase,
+    // `system.access.audit` in snake_case: one field takes both spellings
+    // (a record is one or the other), so the struct the parser fills for
+    // every line stays small. The time key tells the shapes apart.
+    /// Epoch ms: delivered logs only.
     #[serde(borrow)]
     pub timestamp: Text<'a>,
-    #[serde(borrow, rename = "serviceName")]
-    pub service_name_camel: Text<'a>,
-    #[serde(borrow, rename = "actionName")]
-    pub action_name_camel: Text<'a>,
-    #[serde(borrow, rename = "workspaceId")]
-    pub workspace_id_camel: Text<'a>,
-    #[serde(borrow, rename = "requestId")]
-    pub request_id_camel: Text<'a>,
-    #[serde(borrow, rename = "sourceIPAddress")]
-    pub source_ip_camel: Text<'a>,
-    #[serde(borrow, rename = "userAgent")]
-    pub user_agent_camel: Text<'a>,
-    #[serde(borrow, rename = "userIdentity")]
-    pub user_identity_camel: Option<Obj<RawIdentity<'a>>>,
-    #[serde(borrow, rename = "requestParams")]
-    pub request_params_camel: Option<Obj<RawParams<'a>>>,
-    #[serde(borrow, rename = "auditLevel")]
-    pub audit_level_camel: Text<'a>,
-
-    // --- system.access.audit (snake_case) ---
+    /// `system.access.audit` (and lineage rows) only.
     #[serde(borrow)]
     pub event_time: Text<'a>,
     #[serde(borrow)]
     pub event_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "serviceName")]
     pub service_name: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "actionName")]
     pub action_name: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "requestId")]
     pub request_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "sourceIPAddress")]
     pub source_ip_address: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "userAgent")]
     pub user_agent: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "userIdentity")]
     pub user_identity: Option<Obj<RawIdentity<'a>>>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "requestParams")]
     pub request_params: Option<Obj<RawParams<'a>>>,
     #[serde(borrow)]
     pub identity_metadata: Option<Obj<RawIdentityMetadata<'a>>>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "auditLevel")]
     pub audit_level: Text<'a>,
 
     // --- shared by both audit shapes ---
     #[serde(borrow)]
     pub response: Option<Obj<RawResponse<'a>>>,
-    /// `workspace_id` in every system table.
-    #[serde(borrow)]
+    /// `workspace_id` in every system table, `workspaceId` in delivered logs.
+    #[serde(borrow, alias = "workspaceId")]
     pub workspace_id: Text<'a>,
 
     // --- system.billing.usage ---

@@ -33,6 +33,14 @@ impl Evidence {
             return;
         }
         let live = &self.items[..self.len];
+        // Events mostly arrive in time order: once the evidence is full, a
+        // later event is past its end, decided on the time alone.
+        if self.len >= limit
+            && let Some((last, _)) = live.last()
+            && time > *last
+        {
+            return;
+        }
         let at = live.partition_point(|(t, i)| (*t, i.as_str()) < (time, id));
         if live.get(at).is_some_and(|(t, i)| *t == time && i == id) {
             return; // the same event twice (e.g. a row and its duplicate)

@@ -11,7 +11,7 @@
 //! Every channel is bounded, and spent chunks and batches are recycled.
 
 use super::files::{Format, sniff};
-use super::lines::{CountingReader, Line, read_bounded_line};
+use super::lines::{CountingReader, Line, append_bounded_line};
 use super::{Decoded, Position, Record, RecordStream};
 use crate::decode::QuarantineReason;
 use crate::decode::keep::KeepParams;
@@ -103,7 +103,6 @@ fn read_files(
         };
         let mut reader = BufReader::with_capacity(256 * 1024, reader);
         let mut line_no = 0u64;
-        let mut line = Vec::new();
         let mut eof = false;
         while !eof {
             let mut chunk = spent.try_recv().unwrap_or_default();
@@ -111,15 +110,14 @@ fn read_files(
             chunk.lines.clear();
             chunk.origin = origin.clone();
             while chunk.lines.len() < CHUNK_LINES {
-                match read_bounded_line(&mut reader, &mut line, max_record) {
+                let start = chunk.data.len();
+                match append_bounded_line(&mut reader, &mut chunk.data, max_record) {
                     Ok(Line::Eof) => {
                         eof = true;
                         break;
                     }
                     Ok(outcome) => {
                         line_no += 1;
-                        let start = chunk.data.len();
-                        chunk.data.extend_from_slice(&line);
                         chunk.lines.push((start, chunk.data.len(), line_no, matches!(outcome, Line::TooLarge)));
                     }
                     Err(e) => {
@@ -127,8 +125,6 @@ fn read_files(
                         // What was read of the broken record is decoded and
                         // quarantined like any other line.
                         line_no += 1;
-                        let start = chunk.data.len();
-                        chunk.data.extend_from_slice(&line);
                         chunk.lines.push((start, chunk.data.len(), line_no, false));
                         eof = true;
                         break;

@@ -65,6 +65,18 @@ pub(crate) fn read_bounded_line<R: BufRead>(
     max_record: usize,
 ) -> std::io::Result<Line> {
     line.clear();
+    append_bounded_line(reader, line, max_record)
+}
+
+/// [`read_bounded_line`], appending the line to what `out` holds already
+/// (a chunk of lines is read straight into its buffer, with no copy
+/// between).
+pub(crate) fn append_bounded_line<R: BufRead>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+    max_record: usize,
+) -> std::io::Result<Line> {
+    let start = out.len();
     let mut too_large = false;
     let mut any = false;
     loop {
@@ -88,13 +100,14 @@ pub(crate) fn read_bounded_line<R: BufRead>(
             None => (buf, None),
         };
         if !too_large {
-            if line.len() + chunk.len() > max_record {
+            let len = out.len() - start;
+            if len + chunk.len() > max_record {
                 too_large = true;
-                let keep = 256usize.saturating_sub(line.len()).min(chunk.len());
-                line.extend_from_slice(&chunk[..keep]);
-                line.truncate(256);
+                let keep = 256usize.saturating_sub(len).min(chunk.len());
+                out.extend_from_slice(&chunk[..keep]);
+                out.truncate(start + 256.min(len + keep));
             } else {
-                line.extend_from_slice(chunk);
+                out.extend_from_slice(chunk);
             }
         }
         let used = done.unwrap_or(buf.len());
