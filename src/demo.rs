@@ -39,7 +39,7 @@ pub fn run(
         quarantine: keep.map(|d| d.join("quarantine.jsonl")),
         max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
         progress: true,
-        parallel_decode: true,
+        threads: crate::pipeline::available_threads(),
         sort: Some(crate::pipeline::SortOptions::default()),
     };
     let mut config = PipelineConfig::new(definitions);

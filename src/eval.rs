@@ -365,7 +365,7 @@ pub fn run(dir: &Path, mut config: PipelineConfig) -> anyhow::Result<Evaluation>
         quarantine: None,
         max_record_bytes: crate::decode::DEFAULT_MAX_RECORD_BYTES,
         progress: false,
-        parallel_decode: true,
+        threads: crate::pipeline::available_threads(),
         sort: Some(crate::pipeline::SortOptions::default()),
     };
     let report = replay(&opts, config)?;

@@ -828,8 +828,9 @@ pub struct ReplayOptions {
     pub quarantine: Option<PathBuf>,
     pub max_record_bytes: usize,
     pub progress: bool,
-    /// Decode each stream on its own thread (see `source::batched`).
-    pub parallel_decode: bool,
+    /// Threads decoding each stream: 1 decodes on the scoring thread (see
+    /// `source::chunked` and `source::batched`).
+    pub threads: usize,
     /// Sort the whole input by event time first (the default), so that
     /// row order does not matter; `None` replays as delivered, the way
     /// live mode would see it.
@@ -1140,17 +1141,23 @@ fn replay_pass(
     }))
 }
 
-/// Opens one stream of files: decoded inline, or (with `parallel_decode`)
-/// by several threads per stream for JSON lines and one for Parquet.
+/// The cores this process may use (the default of `--threads`).
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Opens one stream of files: decoded inline (`threads` 1), or by
+/// `threads` workers per stream for JSON lines and one for Parquet. Every
+/// stream hands its records over in file order, so what is scored does
+/// not depend on the number of threads.
 fn open_stream(files: Vec<PathBuf>, opts: &ReplayOptions, keep: &Arc<KeepParams>) -> Box<dyn RecordStream + Send> {
     let max = opts.max_record_bytes;
-    if !opts.parallel_decode {
+    if opts.threads <= 1 {
         return Box::new(FileChain::new(files, max).keeping(keep.clone()));
     }
     let all_lines = files.iter().all(|f| files::sniff(f).is_ok_and(|fmt| fmt != files::Format::Parquet));
     if all_lines {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-        match ChunkedLines::spawn(files.clone(), max, workers, keep.clone()) {
+        match ChunkedLines::spawn(files.clone(), max, opts.threads, keep.clone()) {
             Ok(s) => return Box::new(s),
             Err(e) => tracing::warn!(error = %e, "no decode threads; one thread for this stream"),
         }

@@ -20,6 +20,48 @@ fn t(s: &str) -> i64 {
     auditwatch::time::EventTime::parse(s).unwrap().0
 }
 
+/// Decode threads change only the time: the alert and quarantine files are
+/// the same bytes for 1, 2 and 3 threads, sorted and as delivered, on a
+/// workspace with every shape and a few broken lines among the records.
+#[test]
+fn the_alert_file_is_the_same_bytes_for_any_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    auditwatch(&["generate", "--days", "9", "--principals", "30", "--seed", "6", "--out", data_s]);
+    // Bad records among good ones, so quarantine order is held too.
+    let extra = data.join("logs/audit-logs/extra.json");
+    std::fs::write(&extra, "{broken\n\n{\"timestamp\":1,\"serviceName\":7}\n[1,2]\n").unwrap();
+    for mode in [&[][..], &["--as-delivered"][..]] {
+        let mut runs = Vec::new();
+        for threads in ["1", "2", "3"] {
+            let alerts = dir.path().join(format!("alerts-{threads}.jsonl"));
+            let quarantine = dir.path().join(format!("quarantine-{threads}.jsonl"));
+            let mut args = vec![
+                "replay",
+                data_s,
+                "--threads",
+                threads,
+                "--no-progress",
+                "--alerts-out",
+                alerts.to_str().unwrap(),
+                "--quarantine",
+                quarantine.to_str().unwrap(),
+            ];
+            args.extend_from_slice(mode);
+            auditwatch(&args);
+            runs.push((threads, std::fs::read(&alerts).unwrap(), std::fs::read(&quarantine).unwrap()));
+        }
+        let (_, alerts_1, quarantine_1) = &runs[0];
+        assert!(alerts_1.len() > 1000, "the data set raises alerts");
+        assert!(quarantine_1.len() > 10, "the broken lines are quarantined");
+        for (threads, alerts, quarantine) in &runs[1..] {
+            assert!(alerts == alerts_1, "{mode:?}: alerts with {threads} threads differ from 1 thread");
+            assert!(quarantine == quarantine_1, "{mode:?}: quarantine with {threads} threads differs from 1 thread");
+        }
+    }
+}
+
 #[test]
 fn replay_finds_the_injected_query_bursts_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
