@@ -238,6 +238,26 @@ impl Model {
         }
     }
 
+    /// The model a definition's `model` key (or an alert's
+    /// `context.model`) names. The earlier names are accepted, so that
+    /// definitions written for them keep working (the models behind them
+    /// were replaced).
+    pub fn named(name: &str) -> Option<Model> {
+        Some(match name {
+            "seasonal_negative_binomial" | "seasonal_gamma_poisson" => Model::SeasonalCounts,
+            "seasonal_student_t" | "log_student_t" => Model::SeasonalValues,
+            "hour_novelty" => Model::UnusualHours,
+            "new_value" => Model::NewValue,
+            "offboarded" => Model::Offboarded,
+            "role_drift" => Model::RoleDrift,
+            "match" => Model::Match,
+            "share_down" => Model::ShareDown,
+            "jit" => Model::Jit,
+            "registry_guard" => Model::RegistryGuard,
+            _ => return None,
+        })
+    }
+
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
         matches!(
@@ -375,20 +395,10 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         let allowed: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
         problems.push(format!("key `signal`: `{}` is not a signal; allowed: {}", raw.signal, allowed.join(", ")));
     }
-    let model = match raw.model.as_str() {
-        // The earlier names are accepted, so that definitions written for
-        // them keep working (the models behind them were replaced).
-        "seasonal_negative_binomial" | "seasonal_gamma_poisson" => Some(Model::SeasonalCounts),
-        "seasonal_student_t" | "log_student_t" => Some(Model::SeasonalValues),
-        "hour_novelty" => Some(Model::UnusualHours),
-        "new_value" => Some(Model::NewValue),
-        "offboarded" => Some(Model::Offboarded),
-        "role_drift" => Some(Model::RoleDrift),
-        "match" => Some(Model::Match),
-        "share_down" => Some(Model::ShareDown),
-        "jit" => Some(Model::Jit),
-        "registry_guard" => Some(Model::RegistryGuard),
-        other => {
+    let model = match Model::named(&raw.model) {
+        Some(model) => Some(model),
+        None => {
+            let other = raw.model.as_str();
             problems.push(format!(
                 "key `model`: `{other}` is not a model; allowed: seasonal_negative_binomial, seasonal_student_t, hour_novelty, new_value, offboarded, role_drift, match, share_down, jit, registry_guard"
             ));

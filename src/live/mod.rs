@@ -354,10 +354,13 @@ impl Live {
                     stats.copies += 1;
                     part.pipeline.reference_event(scratch);
                 }
-                Ok(_) => match part.pipeline.event(scratch, raised) {
-                    Ok(()) | Err(QuarantineReason::Duplicate) => {}
-                    Err(reason) => refused.push((reason, line)),
-                },
+                // A duplicate (a redelivered record) is quarantined with its
+                // offset, as replay quarantines it: kept, counted, not scored.
+                Ok(_) => {
+                    if let Err(reason) = part.pipeline.event(scratch, raised) {
+                        refused.push((reason, line));
+                    }
+                }
                 Err(reason) => {
                     part.pipeline.quarantined(reason);
                     refused.push((reason, line));

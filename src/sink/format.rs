@@ -9,6 +9,7 @@
 //! API v2.
 
 use super::config::Format;
+use super::is_rule;
 use super::mask::ips_in;
 use crate::alert::{Alert, Severity};
 use crate::event::PrincipalKind;
@@ -60,14 +61,6 @@ fn ocsf_severity(s: Severity) -> &'static str {
         Severity::High => "High",
         Severity::Critical => "Critical",
     }
-}
-
-/// Rules (`model` of a rule detector) versus statistical baselines.
-fn is_rule(alert: &Alert) -> bool {
-    matches!(
-        alert.context.model.as_str(),
-        "match" | "offboarded" | "role_drift" | "share_down" | "jit" | "registry_guard"
-    )
 }
 
 /// OCSF `risk_level_id` of a risk score: 0 Info … 4 Critical, in bands of 20.
@@ -532,6 +525,39 @@ pub(crate) mod tests {
                 evidence_total: 420,
                 config_version: "abcdef012345".into(),
             },
+        }
+    }
+
+    /// Every rule model renders as a rule in the text and Slack views (no
+    /// expected value of 0 with an interval of 0–0), every statistical
+    /// model with its expectation.
+    #[test]
+    fn rules_render_as_rules_and_models_with_their_expectation() {
+        use crate::detect::definition::Model;
+        let models = [
+            Model::SeasonalCounts,
+            Model::SeasonalValues,
+            Model::UnusualHours,
+            Model::NewValue,
+            Model::Offboarded,
+            Model::RoleDrift,
+            Model::Match,
+            Model::ShareDown,
+            Model::Jit,
+            Model::RegistryGuard,
+        ];
+        for model in models {
+            let mut a = sample();
+            a.context.model = model.name().into();
+            assert_eq!(Model::named(model.name()), Some(model));
+            let text = crate::sink::render_alert(&a);
+            let slack = slack_message(&a).to_string();
+            if model.is_rule() {
+                assert!(text.contains("a rule, not a baseline") && !text.contains("expected"), "{model:?}: {text}");
+                assert!(slack.contains("a rule, not a baseline"), "{model:?}: {slack}");
+            } else if model != Model::NewValue {
+                assert!(text.contains("vs expected 12.5"), "{model:?}: {text}");
+            }
         }
     }
 

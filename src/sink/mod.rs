@@ -213,9 +213,15 @@ impl QuarantineFile {
 }
 
 /// Renders an alert for a terminal: severity, summary and the evidence.
+/// Whether the alert comes from a rule (no baseline, no expected value)
+/// rather than a statistical model: the one answer every sink renders by.
+pub fn is_rule(a: &Alert) -> bool {
+    crate::detect::definition::Model::named(&a.context.model).is_some_and(crate::detect::definition::Model::is_rule)
+}
+
 pub fn render_alert(a: &Alert) -> String {
     let peer = a.context.peer_value.map(|p| format!(", peers of its kind {p:.1}")).unwrap_or_default();
-    let figures = if matches!(a.context.model.as_str(), "offboarded" | "role_drift") {
+    let figures = if is_rule(a) {
         format!("a rule, not a baseline: {} observed", a.observed)
     } else if a.context.model == "new_value" {
         format!("new values {} (chance of that {:.1e})", a.observed, a.expected)
