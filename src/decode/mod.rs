@@ -367,8 +367,10 @@ fn set_actor(ev: &mut Event, identity: Option<&RawIdentity<'_>>, params: &RawPar
         ev.target.push_str(recipient.trim());
     }
     ev.principal_kind = PrincipalKind::classify(&ev.principal);
-    let is_login = ev.action.to_ascii_lowercase().contains("login");
-    if is_login && matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System) && !ev.target.is_empty()
+    // Checked last and without allocating: this runs for every audit event.
+    if matches!(ev.principal_kind, PrincipalKind::Unknown | PrincipalKind::System)
+        && !ev.target.is_empty()
+        && crate::detect::rules::contains_ignore_case(&ev.action, "login")
     {
         ev.principal.clone_from(&ev.target);
         ev.principal_kind = PrincipalKind::classify(&ev.principal);

@@ -491,7 +491,7 @@ fn is_noise(ev: &Event) -> bool {
 /// Whether `haystack` contains `needle` (lowercase ASCII), ignoring ASCII
 /// case, without allocating: this runs on every event for rules that name
 /// no service.
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
     let Some(&first) = n.first() else { return true };
     memchr::memchr2_iter(first, first.to_ascii_uppercase(), h)
