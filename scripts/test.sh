@@ -24,6 +24,16 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 export AUDITWATCH_REQUIRE_PROMETHEUS=1
 
+# systemd-analyze verifies the shipped unit (tests/deploy.rs); it runs
+# without systemd as PID 1, so containers need only the package.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "installing systemd (for systemd-analyze) from Debian's packages (test-only dependency)" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
 # A real Kafka-protocol broker for tests/live_kafka.rs (installs tansu on
 # first use, about 10 minutes on 2 cores). The tests start it too; starting
 # it here shows an install failure at once. Stopped when the tests end.
