@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Receiver, Reply, Respond, free_port};
+use common::{Down, Receiver, Reply, Respond, free_port};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,6 +84,16 @@ fn posted_ids(hits: &[common::Hit]) -> Vec<String> {
         .collect()
 }
 
+/// Alerts held in the sinks' spools, as `/metrics` on `addr` reports them.
+fn spooled(addr: &str) -> Option<f64> {
+    let mut response = ureq::get(&format!("http://{addr}/metrics")).call().ok()?;
+    let body = response.body_mut().read_to_string().ok()?;
+    body.lines()
+        .filter(|l| l.starts_with("auditwatch_sink_queue_depth{"))
+        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
 fn hmac_hex(key: &str, body: &[u8]) -> String {
     let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(body);
@@ -100,7 +110,8 @@ fn config(dir: &Path, text: &str) -> PathBuf {
 fn a_receiver_down_for_a_while_gets_every_alert_once_signed() {
     let (dir, logs, want) = setup();
     let port = free_port();
-    let child = auditwatch()
+    let (down, failures) = Down::start(port);
+    let mut child = auditwatch()
         .arg("replay")
         .arg(&logs)
         .args(["--no-progress", "--drain-timeout", "120", "--webhook"])
@@ -112,13 +123,30 @@ fn a_receiver_down_for_a_while_gets_every_alert_once_signed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Down (connection refused) for three seconds, then up.
-    std::thread::sleep(Duration::from_secs(3));
+    // Down (connections closed unanswered) until two deliveries have
+    // failed, so the second is a retry; then up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut failed = Vec::new();
+    while failed.len() < 2 {
+        match failures.recv_timeout(Duration::from_secs(1)) {
+            Ok(id) => failed.push(id),
+            Err(_) => {
+                assert!(child.try_wait().unwrap().is_none(), "auditwatch ended before the receiver came up");
+                assert!(Instant::now() < deadline, "{} deliveries failed in 120 s, not 2", failed.len());
+            }
+        }
+    }
+    drop(down);
     let rx = Receiver::start(port, Box::new(|_, _| Reply::status(204)));
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 
+    // What failed while the receiver was down was sent again until taken.
+    let accepted = posted_ids(&rx.accepted());
+    for id in &failed {
+        assert_eq!(accepted.iter().filter(|a| *a == id).count(), 1, "{id} failed and was not delivered once");
+    }
     let hits = rx.hits();
     let mut got = BTreeSet::new();
     for h in &hits {
@@ -131,7 +159,7 @@ fn a_receiver_down_for_a_while_gets_every_alert_once_signed() {
         got.insert(alert["alert_id"].as_str().unwrap().to_owned());
     }
     assert_eq!(got, ids_of(&want), "every alert, by alert_id");
-    assert_eq!(hits.len(), want.len(), "and each exactly once");
+    assert_eq!(accepted.len(), want.len(), "each accepted exactly once: {accepted:?}");
     assert!(stdout.contains(&format!("{} delivered, 0 dead-lettered, 0 in the spool", want.len())), "{stdout}");
     // The secret appears nowhere in what the process printed.
     assert!(!stdout.contains("k3y-for-tests") && !String::from_utf8_lossy(&out.stderr).contains("k3y-for-tests"));
@@ -158,7 +186,10 @@ fn errors_then_429_with_retry_after_are_retried_and_honoured() {
     );
     let out = replay_to_sinks(dir.path(), &logs, &cfg);
     let hits = rx.hits();
-    assert_eq!(hits.len(), want.len() + 5, "five failed attempts, then one request per alert");
+    assert_eq!(rx.failed().len(), 5, "the receiver failed five requests");
+    assert!(hits[..5].iter().all(|h| !h.accepted()) && hits[5].accepted(), "five failed attempts, then success");
+    let accepted = posted_ids(&rx.accepted());
+    assert_eq!(accepted.len(), want.len(), "one accepted request per alert: {accepted:?}");
     let resent: Value = serde_json::from_str(&hits[5].body).unwrap();
     assert_eq!(
         resent["alert_id"],
@@ -167,8 +198,8 @@ fn errors_then_429_with_retry_after_are_retried_and_honoured() {
     );
     // Retry-After: 2 is honoured although the backoff is at most 200 ms.
     assert!(hits[5].at - hits[4].at >= Duration::from_millis(1900), "waited {:?}", hits[5].at - hits[4].at);
-    let got: BTreeSet<String> = posted_ids(&hits[5..]).into_iter().collect();
-    assert_eq!(got, ids_of(&want));
+    let got: BTreeSet<String> = accepted.into_iter().collect();
+    assert_eq!(got, ids_of(&want), "every alert accepted, the failed one included");
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 dead-lettered, 0 in the spool"));
 }
 
@@ -244,29 +275,24 @@ fn killed_with_alerts_in_the_spool_then_delivered_after_restart() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let spool = dir.path().join("spool");
-    let alerts = dir.path().join("alerts.jsonl");
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut child = auditwatch()
         .arg("replay")
         .arg(&logs)
         .args(["--no-progress", "--drain-timeout", "600", "--webhook", &url, "--spool-dir"])
         .arg(&spool)
-        .arg("--alerts-out")
-        .arg(&alerts)
+        .args(["--serve", &addr])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The alerts file is complete once the replay is done and every alert
-    // is spooled; the process then waits for the (dead) receiver.
+    // Killed once every alert is in the spool, as the process reports it;
+    // with the receiver dead, nothing leaves it.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let complete = |p: &Path| {
-        let text = std::fs::read_to_string(p).unwrap_or_default();
-        text.lines().filter(|l| serde_json::from_str::<Value>(l).is_ok()).count()
-    };
-    while complete(&alerts) < want.len() {
-        assert!(Instant::now() < deadline, "the replay did not finish");
+    while spooled(&addr) != Some(want.len() as f64) {
+        assert!(child.try_wait().unwrap().is_none(), "auditwatch ended before it was killed");
+        assert!(Instant::now() < deadline, "the spool never held every alert: {:?}", spooled(&addr));
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
 

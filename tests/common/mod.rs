@@ -1,10 +1,13 @@
 //! A real HTTP receiver (tiny_http on 127.0.0.1) for the sink tests: it
-//! records every request and answers what the test says.
+//! records every request and answers what the test says; and a receiver
+//! that is down, taking connections and closing them unanswered.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// One request a receiver got.
@@ -14,6 +17,15 @@ pub struct Hit {
     pub url: String,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// The status the receiver answered with (`None` while it decides).
+    pub status: Option<u16>,
+}
+
+impl Hit {
+    /// Whether the receiver took the request (a 2xx answer).
+    pub fn accepted(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
 }
 
 /// What a receiver answers: status, extra headers, body, and a delay first.
@@ -57,6 +69,7 @@ impl Receiver {
                         .map(|f| (f.field.as_str().as_str().to_ascii_lowercase(), f.value.as_str().to_owned()))
                         .collect(),
                     body,
+                    status: None,
                 };
                 let n = {
                     let mut hits = h.lock().unwrap();
@@ -64,6 +77,7 @@ impl Receiver {
                     hits.len() - 1
                 };
                 let reply = respond(n, &hit);
+                h.lock().unwrap()[n].status = Some(reply.status);
                 std::thread::sleep(reply.delay);
                 let mut response = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
                 for (k, v) in reply.headers {
@@ -86,11 +100,80 @@ impl Receiver {
     pub fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
+
+    /// The requests it answered with a 2xx.
+    pub fn accepted(&self) -> Vec<Hit> {
+        self.hits().into_iter().filter(Hit::accepted).collect()
+    }
+
+    /// The requests it answered with anything else.
+    pub fn failed(&self) -> Vec<Hit> {
+        self.hits().into_iter().filter(|h| h.status.is_some() && !h.accepted()).collect()
+    }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A receiver that is down: it takes each connection on its port, reads
+/// the request head and closes the connection unanswered, the way a
+/// receiver that crashed behind a load balancer fails. The
+/// `X-Auditwatch-Alert-Id` of each request it failed goes down the channel
+/// `start` returns, so a test waits for failures instead of sleeping.
+/// Dropping it frees the port.
+pub struct Down {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Down {
+    pub fn start(port: u16) -> (Down, mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let id = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case("x-auditwatch-alert-id").then(|| v.trim().to_owned())
+                });
+                drop(stream); // unanswered
+                if let Some(id) = id {
+                    let _ = tx.send(id);
+                }
+            }
+        });
+        (Down { port, stop, thread: Some(thread) }, rx)
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees `stop`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
