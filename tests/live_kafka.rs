@@ -519,6 +519,18 @@ fn a_poison_record_is_quarantined_and_does_not_block_its_partition() {
     assert_eq!(std::fs::read_to_string(&quarantine).unwrap(), refused);
 }
 
+/// A file holding one login a month before any generated event (December
+/// 2023): late for every detector once the generated records are read.
+fn late_login(dir: &Path) -> PathBuf {
+    let late = dir.join("late.jsonl");
+    std::fs::write(
+        &late,
+        r#"{"timestamp":1701388800000,"serviceName":"accounts","actionName":"login","requestId":"late-1","userIdentity":{"email":"late@acme.example"},"sourceIPAddress":"10.0.0.1","response":{"statusCode":200}}"#,
+    )
+    .unwrap();
+    late
+}
+
 /// GET `path` from `addr`: the status code and the body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -579,14 +591,7 @@ fn metrics_health_and_readiness_are_served_while_running() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut n = produce(bootstrap, &t, &[&logs], &[]);
-    // One login a month before everything else: late for every detector.
-    let late = dir.path().join("late.jsonl");
-    std::fs::write(
-        &late,
-        r#"{"timestamp":1701388800000,"serviceName":"accounts","actionName":"login","requestId":"late-1","userIdentity":{"email":"late@acme.example"},"sourceIPAddress":"10.0.0.1","response":{"statusCode":200}}"#,
-    )
-    .unwrap();
-    n += produce(bootstrap, &t, &[&late], &[]);
+    n += produce(bootstrap, &t, &[&late_login(dir.path())], &[]);
     wait_for_checkpoint(&state, &mut live);
     // Wait for the records to be read, a checkpoint to report them, and
     // the client's periodic statistics to have reported the lag.
@@ -654,12 +659,16 @@ fn prometheus_available() -> bool {
     ok
 }
 
-/// Prometheus's HTTP API: the `data` of a successful answer.
-fn prom_api(base: &str, path: &str, query: Option<&str>) -> serde_json::Value {
+/// Prometheus's HTTP API: the `data` of a successful answer; `at` is the
+/// evaluation time of a query (Unix seconds), else now.
+fn prom_api(base: &str, path: &str, query: Option<&str>, at: Option<f64>) -> serde_json::Value {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut req = agent.get(&format!("{base}{path}"));
     if let Some(q) = query {
         req = req.query("query", q);
+    }
+    if let Some(t) = at {
+        req = req.query("time", format!("{t:.3}"));
     }
     let mut resp = req.call().unwrap();
     let body: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
@@ -733,19 +742,62 @@ fn every_dashboard_and_rule_query_returns_data_from_a_real_prometheus() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let n = produce(bootstrap, &t, &[&logs], &[]);
+    let mut n = produce(bootstrap, &t, &[&logs], &[]);
+    let late = produce(bootstrap, &t, &[&late_login(dir.path())], &[]);
+    n += late;
     wait_for_checkpoint(&state, &mut live);
-    // Everything read, every alert delivered or dead-lettered, as Prometheus sees it.
-    while scraped("sum(auditwatch_records_total)") != Some(n as f64)
-        || scraped("sum(auditwatch_sink_queue_depth)") != Some(0.0)
-        || scraped("sum(auditwatch_sink_alerts_dead_lettered_total)") != Some(1.0)
-    {
-        assert!(start.elapsed() < Duration::from_secs(180), "Prometheus never saw the run finish");
+    // Everything read and scored, the late login counted late, every alert
+    // delivered or dead-lettered, as Prometheus scraped it.
+    let progress = || {
+        [
+            "sum(auditwatch_records_total{outcome=\"scored\"})",
+            "sum(auditwatch_records_total)",
+            "sum(auditwatch_late_events_total)",
+            "sum(auditwatch_sink_queue_depth)",
+            "sum(auditwatch_sink_alerts_dead_lettered_total)",
+        ]
+        .map(|q| (q, scraped(q)))
+    };
+    let done = [Some(n as f64), Some(n as f64), Some(late as f64), Some(0.0), Some(1.0)];
+    while progress().map(|(_, v)| v) != done {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "Prometheus never saw the run finish; want {done:?} for {n} records produced, {late} of them late:\n{:#?}",
+            progress()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    // Every query below is evaluated at this instant, so that the rates it
+    // shows cover the records just read however long the checks take.
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let at_done = |q: &str| -> Vec<(String, f64)> {
+        let data = prom_api(&base, "/api/v1/query", Some(q), Some(at));
+        data["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["metric"].to_string(), r["value"][1].as_str().unwrap().parse::<f64>().unwrap()))
+            .collect()
+    };
+    let own = http_get(&addr, "/metrics").map(|r| r.1).unwrap_or_default();
+    let sum_of = |q: &str| at_done(q).iter().map(|(_, v)| v).sum::<f64>();
+    assert_eq!(sum_of("auditwatch_late_events_total{shape=\"audit_delivery\"}"), late as f64, "{own}");
+    assert_eq!(sum_of("auditwatch_late_events_total"), late as f64, "only the login is late:\n{own}");
+    assert!(sum_of("auditwatch_buckets_scored_total") > 0.0, "no bucket scored:\n{own}");
+    // The scrape agrees with what auditwatch serves.
+    assert_eq!(sample(&own, "auditwatch_records_total", "scored"), Some(n as f64), "{own}");
+    assert_eq!(sample(&own, "auditwatch_late_events_total", "shape=\"audit_delivery\""), Some(late as f64), "{own}");
 
-    // Every query of every dashboard parses and returns data.
+    // Every query of every dashboard parses and returns data, and the
+    // panels of what was just read (records, events, late events, buckets
+    // scored) show it moving.
+    let moving = [
+        "auditwatch_records_total",
+        "auditwatch_events_total",
+        "auditwatch_late_events_total",
+        "auditwatch_buckets_scored_total",
+    ];
+    let mut moved = BTreeSet::new();
     let mut dashboards = 0;
     for entry in std::fs::read_dir(repo().join("grafana/dashboards")).unwrap() {
         let path = entry.unwrap().path();
@@ -754,21 +806,30 @@ fn every_dashboard_and_rule_query_returns_data_from_a_real_prometheus() {
         dashboard_queries(&dashboard, &mut queries);
         assert!(!queries.is_empty(), "{} has no query", path.display());
         for q in queries {
-            let data = prom_api(&base, "/api/v1/query", Some(&q));
-            let result = data["result"].as_array().unwrap();
-            let finite = result
-                .iter()
-                .any(|r| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(f64::is_finite));
+            let values = at_done(&q);
             let own = http_get(&addr, "/metrics").map(|r| r.1).unwrap_or_default();
-            assert!(finite, "{}: `{q}` shows nothing: {data}\nauditwatch serves:\n{own}", path.display());
+            assert!(
+                values.iter().any(|(_, v)| v.is_finite()),
+                "{}: `{q}` shows nothing: {values:?}\nauditwatch serves:\n{own}",
+                path.display()
+            );
+            if let Some(metric) = moving.iter().find(|m| q.contains(&format!("{m}{{"))) {
+                assert!(
+                    values.iter().any(|(_, v)| *v > 0.0),
+                    "{}: `{q}` stays at 0 although the records were just read: {values:?}\nauditwatch serves:\n{own}",
+                    path.display()
+                );
+                moved.insert(*metric);
+            }
         }
         dashboards += 1;
     }
     assert_eq!(dashboards, 4);
+    assert_eq!(moved, BTreeSet::from(moving), "a dashboard lost the panel of one of them");
 
     // Every rule is loaded and evaluated without error, and the signal it
     // thresholds returns data.
-    let data = prom_api(&base, "/api/v1/rules", None);
+    let data = prom_api(&base, "/api/v1/rules", None, None);
     let rules: Vec<&serde_json::Value> =
         data["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
     assert_eq!(rules.len(), 8, "{data}");
@@ -780,15 +841,22 @@ fn every_dashboard_and_rule_query_returns_data_from_a_real_prometheus() {
             expr.replace(' ', "").starts_with(&signal.replace(' ', "")),
             "{name}: `{expr}` does not threshold `{signal}`"
         );
-        let result = prom_api(&base, "/api/v1/query", Some(signal));
+        let result = prom_api(&base, "/api/v1/query", Some(signal), None);
         assert!(!result["result"].as_array().unwrap().is_empty(), "{name}: `{signal}` returns nothing");
     }
-    // The dead-letter rule fires: a 400 was dead-lettered.
-    let alerts = prom_api(&base, "/api/v1/alerts", None);
-    assert!(
-        alerts["alerts"].as_array().unwrap().iter().any(|a| a["labels"]["alertname"] == "AuditwatchDeadLetters"),
-        "{alerts}"
-    );
+    // The dead-letter rule fires (once evaluated on the scrape that saw it):
+    // a 400 was dead-lettered.
+    let firing = || {
+        let alerts = prom_api(&base, "/api/v1/alerts", None, None);
+        let on =
+            alerts["alerts"].as_array().unwrap().iter().any(|a| a["labels"]["alertname"] == "AuditwatchDeadLetters");
+        (on, alerts)
+    };
+    let wait = Instant::now();
+    while !firing().0 {
+        assert!(wait.elapsed() < Duration::from_secs(30), "AuditwatchDeadLetters never fires: {}", firing().1);
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     prometheus.signal("TERM");
     prometheus.finish();
