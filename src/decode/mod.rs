@@ -275,21 +275,11 @@ fn set_principal_from(dst: &mut String, t: &Text<'_>) {
 }
 
 fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<(), QuarantineReason> {
-    let delivered = shape == Shape::AuditDelivery;
-    let (service, action, ws, ip, ua, identity, params, level) = (
-        &raw.service_name,
-        &raw.action_name,
-        &raw.workspace_id,
-        &raw.source_ip_address,
-        &raw.user_agent,
-        raw.user_identity.as_deref(),
-        raw.request_params.as_deref(),
-        &raw.audit_level,
-    );
-    if !put(&mut ev.service, service) || !put(&mut ev.action, action) {
+    // Both audit shapes fill the same fields; only the time key differs.
+    if !put(&mut ev.service, &raw.service_name) || !put(&mut ev.action, &raw.action_name) {
         return Err(QuarantineReason::MissingField);
     }
-    ev.time = time_of(if delivered { &raw.timestamp } else { &raw.event_time })?;
+    ev.time = time_of(if shape == Shape::AuditDelivery { &raw.timestamp } else { &raw.event_time })?;
     ev.status = raw
         .response
         .as_ref()
@@ -301,7 +291,7 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
     {
         put(&mut ev.error_message, &r.error_message);
     }
-    if let Some(level) = text(level).and_then(|v| v.as_str()) {
+    if let Some(level) = text(&raw.audit_level).and_then(|v| v.as_str()) {
         ev.audit_level = crate::event::AuditLevel::parse(level);
     }
     // A service missing from the catalogue (Databricks adds some every
@@ -314,9 +304,9 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
             crate::event::Signals::EMPTY
         }
     };
-    ev.workspace = workspace_of(ws);
-    put(&mut ev.source_ip, ip);
-    put(&mut ev.user_agent, ua);
+    ev.workspace = workspace_of(&raw.workspace_id);
+    put(&mut ev.source_ip, &raw.source_ip_address);
+    put(&mut ev.user_agent, &raw.user_agent);
     // The event id is unique per event in system tables; delivered logs
     // only have the request id.
     if !put(&mut ev.id, &raw.event_id) {
@@ -324,8 +314,8 @@ fn normalize_audit(raw: &RawRecord<'_>, shape: Shape, ev: &mut Event) -> Result<
     }
 
     let empty = RawParams::default();
-    let params = params.unwrap_or(&empty);
-    set_actor(ev, identity, params);
+    let params = raw.request_params.as_deref().unwrap_or(&empty);
+    set_actor(ev, raw.user_identity.as_deref(), params);
     if let Some(meta) = &raw.identity_metadata {
         set_principal_from(&mut ev.run_as, &meta.run_as);
         if ev.run_as == ev.principal {

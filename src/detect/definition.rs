@@ -258,6 +258,20 @@ impl Model {
         })
     }
 
+    /// Every model, in the order the parser lists them.
+    pub const ALL: [Model; 10] = [
+        Model::SeasonalCounts,
+        Model::SeasonalValues,
+        Model::UnusualHours,
+        Model::NewValue,
+        Model::Offboarded,
+        Model::RoleDrift,
+        Model::Match,
+        Model::ShareDown,
+        Model::Jit,
+        Model::RegistryGuard,
+    ];
+
     /// Whether the model is a rule (no baseline, no score threshold).
     pub fn is_rule(self) -> bool {
         matches!(
@@ -395,16 +409,11 @@ pub fn parse(file: &str, text: &str) -> Result<Definition, DefinitionError> {
         let allowed: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
         problems.push(format!("key `signal`: `{}` is not a signal; allowed: {}", raw.signal, allowed.join(", ")));
     }
-    let model = match Model::named(&raw.model) {
-        Some(model) => Some(model),
-        None => {
-            let other = raw.model.as_str();
-            problems.push(format!(
-                "key `model`: `{other}` is not a model; allowed: seasonal_negative_binomial, seasonal_student_t, hour_novelty, new_value, offboarded, role_drift, match, share_down, jit, registry_guard"
-            ));
-            None
-        }
-    };
+    let model = Model::named(&raw.model);
+    if model.is_none() {
+        let allowed: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+        problems.push(format!("key `model`: `{}` is not a model; allowed: {}", raw.model, allowed.join(", ")));
+    }
     let key = match raw.key.as_str() {
         "principal" => Some(Key::Principal),
         "principal_job" => Some(Key::PrincipalJob),

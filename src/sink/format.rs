@@ -534,19 +534,7 @@ pub(crate) mod tests {
     #[test]
     fn rules_render_as_rules_and_models_with_their_expectation() {
         use crate::detect::definition::Model;
-        let models = [
-            Model::SeasonalCounts,
-            Model::SeasonalValues,
-            Model::UnusualHours,
-            Model::NewValue,
-            Model::Offboarded,
-            Model::RoleDrift,
-            Model::Match,
-            Model::ShareDown,
-            Model::Jit,
-            Model::RegistryGuard,
-        ];
-        for model in models {
+        for model in Model::ALL {
             let mut a = sample();
             a.context.model = model.name().into();
             assert_eq!(Model::named(model.name()), Some(model));

@@ -21,6 +21,7 @@ pub use fanout::{DeliveryReport, FanOut, Mode};
 
 use crate::alert::Alert;
 use crate::decode::QuarantineReason;
+use crate::detect::definition::Model;
 use crate::source::Position;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -212,13 +213,13 @@ impl QuarantineFile {
     }
 }
 
-/// Renders an alert for a terminal: severity, summary and the evidence.
 /// Whether the alert comes from a rule (no baseline, no expected value)
 /// rather than a statistical model: the one answer every sink renders by.
 pub fn is_rule(a: &Alert) -> bool {
-    crate::detect::definition::Model::named(&a.context.model).is_some_and(crate::detect::definition::Model::is_rule)
+    Model::named(&a.context.model).is_some_and(Model::is_rule)
 }
 
+/// Renders an alert for a terminal: severity, summary and the evidence.
 pub fn render_alert(a: &Alert) -> String {
     let peer = a.context.peer_value.map(|p| format!(", peers of its kind {p:.1}")).unwrap_or_default();
     let figures = if is_rule(a) {
