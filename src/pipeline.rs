@@ -10,21 +10,13 @@ use crate::alert::Alert;
 use crate::decode::QuarantineReason;
 use crate::decode::dedup::Dedup;
 use crate::decode::keep::KeepParams;
-use crate::detect::access::{AccessRule, Rule};
 use crate::detect::allowlist::Allowlist;
-use crate::detect::count::CountDetector;
-use crate::detect::definition::{Definition, Model};
-use crate::detect::jit::{Jit, TemporaryGrant};
-use crate::detect::novelty::NoveltyDetector;
-use crate::detect::registry::{RegistryEvent, RegistryGuard};
-use crate::detect::rules::MatchRule;
-use crate::detect::share_down::{Flow, ShareDown};
-use crate::detect::value::{Observation, ValueDetector};
+use crate::detect::definition::Definition;
+use crate::detect::detector::{Detectors, END_OF_INPUT, Pending, Seen, intern_seen};
 use crate::detect::{Clock, Lateness, Offers};
-use crate::event::{Event, PrincipalKind, Shape, Signal, set_principal};
+use crate::event::{Event, Shape, Signal, set_principal};
 use crate::signal::job_runs::JobRun;
 use crate::signal::job_runs::JobRuns;
-use crate::signal::key_of;
 use crate::signal::pricing::PriceBook;
 use crate::sink::{AlertFile, FanOut, QuarantineFile, SinkError};
 use crate::source::batched::Batched;
@@ -109,60 +101,6 @@ fn peer_groups_of(facts: &[crate::access::SnapshotFact]) -> FxHashMap<String, u3
     first.iter().map(|(p, g)| (p.clone(), ids[g])).collect()
 }
 
-/// The rules of one service: those naming no action, and by action.
-type ServiceRules = (Vec<usize>, FxHashMap<String, Vec<usize>>);
-
-/// The match rules an event could satisfy, by service and action.
-#[derive(Debug, Default)]
-struct RuleIndex {
-    by_service: FxHashMap<String, ServiceRules>,
-    /// Rules naming no service: those naming no action, and by action.
-    any_service: ServiceRules,
-}
-
-impl RuleIndex {
-    fn new(rules: &[MatchRule]) -> RuleIndex {
-        let mut index = RuleIndex::default();
-        for (i, r) in rules.iter().enumerate() {
-            let Some(m) = r.definition().matcher.as_ref() else { continue };
-            let m = &m.when;
-            let add = |(service_only, by_action): &mut ServiceRules| {
-                if m.actions.is_empty() {
-                    service_only.push(i);
-                }
-                for a in &m.actions {
-                    let rules = by_action.entry(a.to_ascii_lowercase()).or_default();
-                    if !rules.contains(&i) {
-                        rules.push(i);
-                    }
-                }
-            };
-            if m.services.is_empty() {
-                add(&mut index.any_service);
-            }
-            for s in &m.services {
-                add(index.by_service.entry(s.to_ascii_lowercase()).or_default());
-            }
-        }
-        index
-    }
-
-    /// Rules worth checking for `ev`, each once, in rule order. Names
-    /// compare ignoring ASCII case (Azure's diagnostic logs spell some
-    /// services their own way).
-    fn candidates<'a>(&'a self, ev: &Event) -> impl Iterator<Item = &'a usize> {
-        let (mut sbuf, mut abuf) = ([0u8; 64], [0u8; 96]);
-        let service = crate::decode::keep::lower_into(&mut sbuf, &ev.service);
-        let action = crate::decode::keep::lower_into(&mut abuf, &ev.action);
-        let of = |(only, actions): &'a ServiceRules| -> (&'a [usize], &'a [usize]) {
-            (only, action.and_then(|a| actions.get(a)).map(Vec::as_slice).unwrap_or(&[]))
-        };
-        let (service_only, by_action) = service.and_then(|s| self.by_service.get(s)).map_or((&[][..], &[][..]), of);
-        let (any_only, any_by_action) = of(&self.any_service);
-        service_only.iter().chain(by_action).chain(any_only).chain(any_by_action)
-    }
-}
-
 /// Privileges listed in an alert's context, most powerful first.
 const MAX_PRIVILEGES_LISTED: usize = 8;
 
@@ -185,22 +123,8 @@ pub struct Pipeline {
     /// Reused buffer for runs handed on by `runs`.
     #[serde(skip)]
     drained_runs: Vec<JobRun>,
-    detectors: Vec<CountDetector>,
-    value_detectors: Vec<ValueDetector>,
-    novelty_detectors: Vec<NoveltyDetector>,
-    access_rules: Vec<AccessRule>,
-    match_rules: Vec<MatchRule>,
-    /// The earliest frontier at which a match rule has a bucket to close:
-    /// with 45 rules, asking each after every event costs more than the
-    /// rules themselves.
-    match_rules_due: i64,
-    share_down: Vec<ShareDown>,
-    jits: Vec<Jit>,
-    registry_guards: Vec<RegistryGuard>,
-    /// Match rules by service, then by action (`RuleIndex`); most events
-    /// find none in two hash lookups.
-    #[serde(skip)]
-    rule_index: RuleIndex,
+    /// Every detector, and the routes events take to them.
+    detectors: Detectors,
     access: AccessModel,
     /// Peer group of each principal, from the access snapshot: its first
     /// group by name (ids from 1). Snapshot groups only, so that the peers
@@ -221,38 +145,14 @@ impl Pipeline {
             set_principal(&mut normalized, &p);
             config.principal = Some(normalized);
         }
-        let jits: Vec<Jit> = config
-            .definitions
-            .iter()
-            .filter(|d| d.model == Model::Jit)
-            .map(|d| Jit::new(d.clone(), &config.access_snapshot))
-            .collect();
+        let detectors = Detectors::new(&config.definitions, &config.access_snapshot);
         let peer_groups = peer_groups_of(&config.access_snapshot);
         let mut access = AccessModel::new();
         for fact in config.access_snapshot.drain(..) {
             access.apply_fact(fact);
         }
-        let match_rules: Vec<MatchRule> = config.definitions.iter().cloned().filter_map(MatchRule::new).collect();
-        let rule_index = RuleIndex::new(&match_rules);
         Pipeline {
-            match_rules,
-            match_rules_due: i64::MAX,
-            rule_index,
-            jits,
-            registry_guards: config
-                .definitions
-                .iter()
-                .filter(|d| d.model == Model::RegistryGuard)
-                .cloned()
-                .map(RegistryGuard::new)
-                .collect(),
-            share_down: config
-                .definitions
-                .iter()
-                .filter(|d| d.model == Model::ShareDown)
-                .cloned()
-                .map(ShareDown::new)
-                .collect(),
+            detectors,
             names: Interner::default(),
             first_seen: Vec::new(),
             dedup: Dedup::new(
@@ -263,36 +163,6 @@ impl Pipeline {
             prices: PriceBook::default(),
             runs: JobRuns::new(config.max_run_hours),
             drained_runs: Vec::new(),
-            detectors: config
-                .definitions
-                .iter()
-                .filter(|d| matches!(d.model, Model::SeasonalCounts | Model::UnusualHours))
-                .cloned()
-                .map(CountDetector::new)
-                .collect(),
-            value_detectors: config
-                .definitions
-                .iter()
-                .filter(|d| d.model == Model::SeasonalValues)
-                .cloned()
-                .map(ValueDetector::new)
-                .collect(),
-            novelty_detectors: config
-                .definitions
-                .iter()
-                .filter(|d| d.model == Model::NewValue)
-                .cloned()
-                .map(NoveltyDetector::new)
-                .collect(),
-            access_rules: config
-                .definitions
-                .iter()
-                .filter_map(|d| match d.model {
-                    Model::Offboarded => Some(AccessRule::new(d.clone(), Rule::Offboarded)),
-                    Model::RoleDrift => Some(AccessRule::new(d.clone(), Rule::RoleDrift)),
-                    _ => None,
-                })
-                .collect(),
             access,
             peer_groups,
             job_owners: FxHashMap::default(),
@@ -341,7 +211,9 @@ impl Pipeline {
             self.stats.filtered += 1;
             return Ok(());
         }
-        self.clock.observe(shape, ev.time);
+        if self.clock.observe(shape, ev.time) {
+            self.detectors.lateness_changed();
+        }
         if ev.unknown_service {
             self.stats.unknown_service(&ev.service);
         }
@@ -356,86 +228,22 @@ impl Pipeline {
         if ev.signals.contains(Signal::JobRun) {
             self.runs.observe(ev);
         }
-        if shape == Shape::BillingUsage {
-            self.usage(ev, &mut offers);
-        }
-        if shape == Shape::TableLineage {
-            for d in &mut self.share_down {
-                d.observe(ev);
-            }
-        }
+        let price = if shape == Shape::BillingUsage { self.price_of(ev) } else { None };
         self.observe_access(ev);
         // The actor is interned once; a signal counted under it (most are)
         // reuses its id and kind.
         let actor = (!ev.principal.is_empty())
             .then(|| intern_seen(&mut self.names, &mut self.first_seen, &ev.principal, ev.time));
-        let clock = &self.clock;
-        for d in &mut self.detectors {
-            let signal = d.definition().signal;
-            if !ev.signals.contains(signal) {
-                continue;
-            }
-            let key = key_of(ev, signal);
-            if key.is_empty() {
-                continue;
-            }
-            let (id, kind) = match actor {
-                Some(id) if std::ptr::eq(key, ev.principal.as_str()) => (id, ev.principal_kind),
-                _ => (intern_seen(&mut self.names, &mut self.first_seen, key, ev.time), PrincipalKind::classify(key)),
-            };
-            let groups = &self.peer_groups;
-            let wm = clock.watermark(d.definition());
-            offers.note(d.observe(id, kind, || groups.get(key).copied().unwrap_or(0), ev, wm));
-        }
-        if let Some(id) = actor
-            && ev.signals.contains(Signal::Source)
-        {
-            for d in &mut self.novelty_detectors {
-                let wm = clock.watermark(d.definition());
-                offers.note(d.observe(id, ev.principal_kind, ev, wm));
-            }
-        }
-        if let Some(id) = actor
-            && ev.signals.contains(Signal::Activity)
-        {
-            for r in &mut self.access_rules {
-                let wm = clock.watermark(r.definition());
-                offers.note(r.observe(id, ev, wm));
-            }
-            for j in &mut self.jits {
-                let wm = clock.watermark(j.definition());
-                offers.note(j.observe(id, ev, wm));
-            }
-        }
-        if matches!(shape, Shape::AuditDelivery | Shape::SystemAudit) {
-            for g in &mut self.registry_guards {
-                g.observe(ev);
-            }
-            for d in &mut self.share_down {
-                let wm = clock.watermark(d.definition());
-                d.observe_audit(ev, &self.access, wm);
-            }
-            for &i in self.rule_index.candidates(ev) {
-                let rule = &mut self.match_rules[i];
-                if !rule.matches(ev) {
-                    continue;
-                }
-                let mut address = String::new();
-                let key = rule.key_of(ev, &mut address);
-                if key.is_empty() {
-                    continue;
-                }
-                let id = intern_seen(&mut self.names, &mut self.first_seen, key, ev.time);
-                let lateness = clock.lateness_of(rule.definition());
-                let kind = if std::ptr::eq(key, ev.principal.as_str()) {
-                    ev.principal_kind
-                } else {
-                    PrincipalKind::classify(key)
-                };
-                offers.note(rule.observe(id, kind, ev, clock.at(lateness)));
-                self.match_rules_due = self.match_rules_due.min(rule.due_at().saturating_add(lateness));
-            }
-        }
+        let mut seen = Seen {
+            clock: &self.clock,
+            names: &mut self.names,
+            first_seen: &mut self.first_seen,
+            peer_groups: &self.peer_groups,
+            access: &self.access,
+            actor,
+            price,
+        };
+        self.detectors.observe(ev, &mut seen, &mut offers);
         self.advance(false, out);
         self.keep_alerts_from(before, out);
         self.since_expire += 1;
@@ -455,13 +263,7 @@ impl Pipeline {
     fn observe_access(&mut self, ev: &Event) {
         if ev.signals.contains(Signal::PermissionChange) || ev.service == "accounts" {
             self.access.observe(ev);
-            let changes = self.access.last_changes();
-            for r in &mut self.access_rules {
-                r.note_changes(ev.time, changes);
-            }
-            for j in &mut self.jits {
-                j.note_changes(ev.time, changes, &self.access);
-            }
+            self.detectors.note_changes(ev.time, self.access.last_changes(), &self.access, &self.clock);
         }
     }
 
@@ -480,20 +282,16 @@ impl Pipeline {
     /// Closes what each detector's watermark has passed (`flush`: all of
     /// it, at the end of input).
     fn advance(&mut self, flush: bool, out: &mut Vec<Alert>) {
-        let clock = &self.clock;
-        let wm = |def: &Definition| watermark_of(clock, def, flush);
         let first_new = out.len();
         // Runs that ended before the watermark are complete: every piece
         // of them has arrived. They reach the runtime detectors before
         // those close anything at this watermark (the most advanced of
         // theirs, so that no run reaches one of them late).
-        let runs_to = self
-            .value_detectors
-            .iter()
-            .filter(|d| d.definition().signal == Signal::JobRun)
-            .map(|d| wm(d.definition()))
-            .max()
-            .unwrap_or(if flush { END_OF_INPUT } else { clock.of_signal(Signal::JobRun) });
+        let runs_to = self.detectors.runs_watermark(&self.clock, flush).unwrap_or(if flush {
+            END_OF_INPUT
+        } else {
+            self.clock.of_signal(Signal::JobRun)
+        });
         let mut runs = std::mem::take(&mut self.drained_runs);
         self.runs.drain(runs_to, |run| runs.push(run));
         for run in runs.drain(..) {
@@ -501,101 +299,50 @@ impl Pipeline {
             self.job_run(run);
         }
         self.drained_runs = runs;
-        let clock = &self.clock;
-        let wm = |def: &Definition| watermark_of(clock, def, flush);
-        for d in &mut self.detectors {
-            d.advance(wm(d.definition()), &self.names, &self.first_seen, out);
+        let mut facts = Vec::new();
+        self.detectors.advance(&self.clock, flush, &self.names, &self.first_seen, out, &mut facts);
+        if out.len() > first_new || !facts.is_empty() {
+            self.judge_and_enrich(out, first_new, facts);
         }
-        for d in &mut self.novelty_detectors {
-            d.advance(wm(d.definition()), &self.names, &self.first_seen, out);
-        }
-        for r in &mut self.access_rules {
-            r.advance(wm(r.definition()), &self.names, out);
-        }
-        if flush || clock.frontier().is_some_and(|f| f.0 >= self.match_rules_due) {
-            let mut due = i64::MAX;
-            for r in &mut self.match_rules {
-                let lateness = clock.lateness_of(r.definition());
-                r.advance(wm(r.definition()), &self.names, out);
-                due = due.min(r.due_at().saturating_add(lateness));
-            }
-            self.match_rules_due = due;
-        }
-        for j in &mut self.jits {
-            j.advance(wm(j.definition()), &self.names, out);
-        }
-        let (names, first_seen) = (&self.names, &self.first_seen);
-        for d in &mut self.value_detectors {
-            d.advance(
-                wm(d.definition()),
-                |name| names.get(name).and_then(|id| first_seen.get(id.0 as usize)).copied(),
-                out,
-            );
-        }
-        self.judge_and_enrich(out, first_new, flush);
         let access_to = if flush { END_OF_INPUT } else { self.clock.of_signal(Signal::Activity) };
         self.access.advance_to(access_to);
     }
 
-    /// Judges the data flows the watermark has passed (share-down), and
-    /// adds what the access model says of each new alert's principal, as of
-    /// the end of its window: its groups, the privileges a reviewer should
-    /// look at first, and a higher severity for admins when the detector
-    /// asks for it. Everything due at this watermark happened after the
-    /// model's time, so taking flows and alerts in time order never needs
-    /// the model to go back. (Cost alerts close a day behind the audit
-    /// stream: they see the model as the audit stream has advanced it.)
-    fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, flush: bool) {
+    /// Judges the facts the watermark has passed (data flows, expiry
+    /// checks, registry events), and adds what the access model says of
+    /// each new alert's principal, as of the end of its window: its groups,
+    /// the privileges a reviewer should look at first, and a higher
+    /// severity for admins when the detector asks for it. Everything due at
+    /// this watermark happened after the model's time, so taking facts and
+    /// alerts in time order never needs the model to go back. (Cost alerts
+    /// close a day behind the audit stream: they see the model as the audit
+    /// stream has advanced it.)
+    fn judge_and_enrich(&mut self, out: &mut Vec<Alert>, first_new: usize, facts: Vec<(i64, usize, Pending)>) {
         enum Item {
             Alert(usize),
-            Flow(usize, Flow),
-            Deadline(usize, TemporaryGrant),
-            Registry(usize, RegistryEvent),
+            Fact(usize, Pending),
+            Done,
         }
-        let clock = &self.clock;
-        let wm = |def: &Definition| watermark_of(clock, def, flush);
-        let mut items: Vec<(i64, Item)> = Vec::new();
+        let mut items: Vec<(i64, Item)> = Vec::with_capacity(out.len() - first_new + facts.len());
         for (i, a) in out.iter().enumerate().skip(first_new) {
             items.push((EventTime::parse(&a.window_end).map_or(i64::MIN, |t| t.0), Item::Alert(i)));
         }
-        for (d, detector) in self.share_down.iter_mut().enumerate() {
-            let w = wm(detector.definition());
-            for f in detector.take_due(w) {
-                items.push((f.time, Item::Flow(d, f)));
-            }
-        }
-        for (j, jit) in self.jits.iter_mut().enumerate() {
-            let w = wm(jit.definition());
-            for (deadline, grant) in jit.take_due(w) {
-                items.push((deadline, Item::Deadline(j, grant)));
-            }
-        }
-        for (g, guard) in self.registry_guards.iter_mut().enumerate() {
-            let w = wm(guard.definition());
-            for e in guard.take_due(w) {
-                items.push((e.time, Item::Registry(g, e)));
-            }
-        }
-        if items.is_empty() {
-            return;
-        }
-        // Stable: alerts keep their order among equals, flows come in time order.
+        items.extend(facts.into_iter().map(|(t, d, f)| (t, Item::Fact(d, f))));
+        // Stable: alerts keep their order among equals, facts come in time
+        // order, and in detector order at one time.
         items.sort_by_key(|(t, _)| *t);
         let mut at = 0;
         while at < items.len() {
-            let (time, item) = std::mem::replace(&mut items[at], (0, Item::Alert(usize::MAX)));
+            let (time, item) = std::mem::replace(&mut items[at], (0, Item::Done));
             at += 1;
             self.access.advance_to(EventTime(time));
             let judged = match item {
-                Item::Flow(d, flow) => self.share_down[d].judge(&flow, &self.access),
-                Item::Deadline(j, grant) => self.jits[j].judge(time, &grant, &self.access),
-                Item::Registry(g, e) => self.registry_guards[g].judge(&e, &self.access),
+                Item::Fact(d, fact) => self.detectors.judge(d, time, &fact, &self.access),
                 Item::Alert(i) => {
-                    if i != usize::MAX {
-                        self.enrich_one(&mut out[i]);
-                    }
+                    self.enrich_one(&mut out[i]);
                     None
                 }
+                Item::Done => None,
             };
             if let Some(alert) = judged {
                 // A rule's alert ends a millisecond after its fact; it is
@@ -656,49 +403,19 @@ impl Pipeline {
             run.principal.clone()
         };
         intern_seen(&mut self.names, &mut self.first_seen, &owner, run.start);
-        for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::JobRun) {
-            d.observe(Observation {
-                principal: &owner,
-                kind: PrincipalKind::classify(&owner),
-                job: &run.job_id,
-                start: run.start,
-                end: run.end,
-                value: run.runtime_seconds(),
-                priced: true,
-                workspace: run.workspace,
-                evidence: &run.run_id,
-                correction: false,
-            });
-        }
+        self.detectors.observe_run(&run, &owner, &self.clock);
     }
 
-    /// A billing row: priced, and summed per run-as principal and hour by
-    /// the cost detectors.
-    fn usage(&mut self, ev: &Event, offers: &mut Offers) {
+    /// A billing row's list price, counted as priced or not; the cost
+    /// detectors sum it per run-as principal and hour.
+    fn price_of(&mut self, ev: &Event) -> Option<f64> {
         let start = if ev.start.0 != 0 { ev.start } else { EventTime(ev.time.0 - 1) };
         let price = self.prices.price(&ev.sku, start);
         match price {
             Some(_) => self.stats.usage_priced += 1,
             None => self.stats.usage_unpriced += 1,
         }
-        let principal = ev.charged_principal();
-        if principal.is_empty() {
-            return;
-        }
-        for d in self.value_detectors.iter_mut().filter(|d| d.definition().signal == Signal::Cost) {
-            offers.note(d.observe(Observation {
-                principal,
-                kind: PrincipalKind::classify(principal),
-                job: &ev.job_id,
-                start,
-                end: ev.time,
-                value: ev.amount * price.unwrap_or(1.0),
-                priced: price.is_some(),
-                workspace: ev.workspace,
-                evidence: &ev.id,
-                correction: ev.correction,
-            }));
-        }
+        price
     }
 
     /// Drops alerts (from index `start`) whose window begins before `from`
@@ -753,19 +470,12 @@ impl Pipeline {
     /// scored, corrections) into `stats`. Cheap (a sum over detectors):
     /// live mode calls it every second, so the counters move while it runs.
     pub fn refresh_stats(&mut self) {
+        let c = self.detectors.counters();
         let s = &mut self.stats;
-        s.late_offers = self.detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.value_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.novelty_detectors.iter().map(|d| d.stats.late).sum::<u64>()
-            + self.access_rules.iter().map(|r| r.stats.late).sum::<u64>()
-            + self.match_rules.iter().map(|r| r.stats.late).sum::<u64>()
-            + self.jits.iter().map(|j| j.stats.late).sum::<u64>();
-        s.buckets_scored = self.detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
-            + self.novelty_detectors.iter().map(|d| d.stats.buckets_scored).sum::<u64>()
-            + self.access_rules.iter().map(|r| r.stats.buckets_scored).sum::<u64>()
-            + self.value_detectors.iter().map(|d| d.stats.scored).sum::<u64>();
-        s.corrections = self.value_detectors.iter().map(|d| d.stats.corrections).sum();
-        s.verdicts_changed = self.value_detectors.iter().map(|d| d.stats.verdicts_changed).sum();
+        s.late_offers = c.late;
+        s.buckets_scored = c.buckets_scored;
+        s.corrections = c.corrections;
+        s.verdicts_changed = c.verdicts_changed;
         s.dedup_ids = self.dedup.len() as u64;
         s.dedup_evicted = self.dedup.evicted();
     }
@@ -780,35 +490,9 @@ impl Pipeline {
         self.names.len()
     }
 
-    pub fn detectors(&self) -> &[CountDetector] {
+    pub fn detectors(&self) -> &Detectors {
         &self.detectors
     }
-}
-
-/// Later than every bucket: the end of input closes everything up to it.
-const END_OF_INPUT: EventTime = EventTime(i64::MAX / 2);
-
-/// The watermark `def` closes its buckets at: its clock's, or the end of
-/// input when flushing.
-fn watermark_of(clock: &Clock, def: &Definition, flush: bool) -> EventTime {
-    if flush { END_OF_INPUT } else { clock.watermark(def) }
-}
-
-/// Interns `name` and lowers its first-seen time to `t`.
-fn intern_seen(
-    names: &mut Interner,
-    first_seen: &mut Vec<EventTime>,
-    name: &str,
-    t: EventTime,
-) -> crate::state::PrincipalId {
-    let id = names.intern(name);
-    let i = id.0 as usize;
-    if first_seen.len() <= i {
-        crate::state::grow(first_seen, i + 1);
-        first_seen.resize(i + 1, t);
-    }
-    first_seen[i] = first_seen[i].min(t);
-    id
 }
 
 /// Errors that stop a replay (bad input never does).

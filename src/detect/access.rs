@@ -126,6 +126,12 @@ impl AccessRule {
         &self.def
     }
 
+    /// When its earliest open bucket ends (`i64::MAX` with none open): it
+    /// has something to close once its watermark reaches this.
+    pub fn due_at(&self) -> i64 {
+        self.wheel.due_at(self.def.bucket_ms)
+    }
+
     /// Notes removals and restorations (offboarded) among the access
     /// changes of an event at `time`. The history is kept in time order, so
     /// arrival order does not matter.

@@ -361,6 +361,12 @@ impl CountDetector {
         &self.def
     }
 
+    /// When its earliest open bucket ends (`i64::MAX` with none open): it
+    /// has something to close once its watermark reaches this.
+    pub fn due_at(&self) -> i64 {
+        self.wheel.due_at(self.def.bucket_ms)
+    }
+
     fn timing(&self) -> bool {
         self.def.model == Model::UnusualHours
     }

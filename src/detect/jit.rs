@@ -110,6 +110,13 @@ impl Jit {
         &self.def
     }
 
+    /// When its earliest open bucket ends or its earliest expiry check is
+    /// due (`i64::MAX` with neither).
+    pub fn due_at(&self) -> i64 {
+        let deadline = self.deadlines.first_key_value().map_or(i64::MAX, |((t, _), ())| *t);
+        self.wheel.due_at(self.def.bucket_ms).min(deadline)
+    }
+
     fn add(&mut self, g: TemporaryGrant) {
         self.stats.grants += 1;
         let deadline = g.expires + self.def.grace_ms;

@@ -15,6 +15,7 @@ pub mod buckets;
 pub mod cases;
 pub mod count;
 pub mod definition;
+pub mod detector;
 pub mod evidence;
 pub mod jit;
 pub mod novelty;
@@ -179,14 +180,17 @@ impl Clock {
         }
     }
 
-    /// Takes an event's time and shape.
-    pub fn observe(&mut self, shape: Shape, t: EventTime) {
+    /// Takes an event's time and shape. True when the shape is new, which
+    /// may change the lateness of some detectors.
+    pub fn observe(&mut self, shape: Shape, t: EventTime) -> bool {
         let bit = 1 << shape.index();
-        if self.seen & bit == 0 {
+        let new = self.seen & bit == 0;
+        if new {
             self.seen |= bit;
             self.recompute();
         }
         self.frontier = Some(self.frontier.map_or(t.0, |f| f.max(t.0)));
+        new
     }
 
     /// The newest event time seen.

@@ -200,6 +200,12 @@ impl NoveltyDetector {
         &self.def
     }
 
+    /// When its earliest open bucket ends (`i64::MAX` with none open): it
+    /// has something to close once its watermark reaches this.
+    pub fn due_at(&self) -> i64 {
+        self.wheel.due_at(self.def.bucket_ms)
+    }
+
     /// Notes where `ev` came from, unless its bucket is already closed.
     pub fn observe(&mut self, principal: PrincipalId, kind: PrincipalKind, ev: &Event, watermark: EventTime) -> Fed {
         let Some(start) = open_start(ev.time, self.def.bucket_ms, watermark) else {

@@ -93,6 +93,11 @@ impl RegistryGuard {
         &self.def
     }
 
+    /// The time of its earliest pending fact (`i64::MAX` with none).
+    pub fn due_at(&self) -> i64 {
+        self.pending.first_key_value().map_or(i64::MAX, |(k, _)| k.0)
+    }
+
     /// Takes a registry event (others are ignored).
     pub fn observe(&mut self, ev: &Event) {
         if !SERVICES.contains(&ev.service.as_str()) || ev.status.is_some_and(|s| s >= 400) {

@@ -82,6 +82,11 @@ impl ShareDown {
         &self.def
     }
 
+    /// The time of its earliest pending fact (`i64::MAX` with none).
+    pub fn due_at(&self) -> i64 {
+        self.pending.first_key_value().map_or(i64::MAX, |(k, _)| k.0)
+    }
+
     /// Takes a lineage row that wrote a target from a source.
     pub fn observe(&mut self, ev: &Event) {
         if ev.source_table.is_empty() || ev.securable.is_empty() || ev.principal.is_empty() {

@@ -204,6 +204,13 @@ impl ValueDetector {
         &self.def
     }
 
+    /// When its earliest pending bucket or correction closes (`i64::MAX`
+    /// with neither).
+    pub fn due_at(&self) -> i64 {
+        let pending = self.pending.first_key_value().map_or(i64::MAX, |(k, _)| k.0);
+        pending.min(self.corrections.first_key_value().map_or(i64::MAX, |(k, _)| k.0))
+    }
+
     /// Takes an observation; per-run keys score it alone, per-principal
     /// keys add it to the bucket of its start. It is late when its window
     /// closed at or before the watermark already scored (a run handed on

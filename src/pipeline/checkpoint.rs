@@ -10,12 +10,12 @@
 //! a checkpoint taken with other detector definitions is refused, since
 //! baselines of one definition mean nothing to another.
 
-use super::{Pipeline, PipelineConfig, RuleIndex};
+use super::{Pipeline, PipelineConfig};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"AWSTATE1";
 /// Bump when the state's layout changes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const SUM: usize = 16;
 const HEAD: usize = 8 + 4 + 32 + 8;
 
@@ -109,7 +109,7 @@ impl Pipeline {
         }
         let mut p: Pipeline =
             postcard::from_bytes(&body[HEAD..]).map_err(|e| CheckpointError::Payload(e.to_string()))?;
-        p.rule_index = RuleIndex::new(&p.match_rules);
+        p.detectors.restored();
         // Lateness is configuration: the restarted process may wait longer.
         p.clock.configure(config.lateness);
         p.config = config;
