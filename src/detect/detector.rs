@@ -432,6 +432,9 @@ pub struct Detectors {
     /// Detectors that see every watermark (`Detector::follows_every_watermark`).
     #[serde(skip)]
     followers: Box<[u16]>,
+    /// Detectors that score job runs (`Detector::scores_runs`).
+    #[serde(skip)]
+    runners: Box<[u16]>,
 }
 
 impl Detectors {
@@ -450,8 +453,10 @@ impl Detectors {
         self.rules = RuleIndex::new(&self.all);
         self.routes.clear();
         self.next_due = i64::MIN;
-        self.followers =
-            (0..self.all.len() as u16).filter(|i| self.all[*i as usize].follows_every_watermark()).collect();
+        let which =
+            |f: fn(&Detector) -> bool| (0..self.all.len() as u16).filter(|i| f(&self.all[*i as usize])).collect();
+        self.followers = which(Detector::follows_every_watermark);
+        self.runners = which(Detector::scores_runs);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Detector> {
@@ -511,16 +516,14 @@ impl Detectors {
     /// advanced of the runtime detectors' (so that no run reaches one of
     /// them late), or `None` without any.
     pub fn runs_watermark(&self, clock: &Clock, flush: bool) -> Option<EventTime> {
-        self.all.iter().filter(|d| d.scores_runs()).map(|d| watermark_of(clock, d.definition(), flush)).max()
+        self.runners.iter().map(|&i| watermark_of(clock, self.all[i as usize].definition(), flush)).max()
     }
 
     /// A finished run of `owner`, to the runtime detectors.
     pub fn observe_run(&mut self, run: &JobRun, owner: &str, clock: &Clock) {
-        for i in 0..self.all.len() {
+        for i in 0..self.runners.len() {
+            let i = self.runners[i] as usize;
             let Detector::Value(d) = &mut self.all[i] else { continue };
-            if d.definition().signal != Signal::JobRun {
-                continue;
-            }
             d.observe(Observation {
                 principal: owner,
                 kind: PrincipalKind::classify(owner),
